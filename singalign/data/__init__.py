@@ -1,0 +1,1 @@
+"""Corpus readers. Every corpus becomes records of one manifest schema (see ``manifest``)."""
