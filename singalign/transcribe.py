@@ -1,0 +1,334 @@
+"""``transcribe(bundle, audio, options)``: the whole pipeline for one song.
+
+decode + resample -> (separate vocals) -> 2-channel log-mel -> both CRNNs over the song in
+overlapping 1000-frame windows (bounded memory for any length) -> CTC decoding of the lyrics,
+word times by CTC alignment of the decoded text, onset peak picking and notes from frames, and
+each note's lyric. Every setting comes from the bundle; only run-time choices are options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from singalign import constants as C
+from singalign.errors import SingalignError
+
+log = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".au")
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """Run-time choices (the model's settings come from the bundle).
+
+    Attributes:
+        separation: run the bundle's separator; False duplicates the mixture into the vocals channel.
+        window_frames: frames per model window (the paper's 1000).
+        overlap_frames: frames shared by consecutive windows; each keeps the centre half of the overlap.
+        batch_windows: windows per forward pass (memory grows with it, not with song length).
+        line_gap: a pause longer than this (s) between words starts a new lyric line.
+        decode: ``singalign.decode.DecodeOptions`` as a dict (empty: the bundle's, else greedy).
+        device: "cpu" or "cuda".
+        keep_frames: keep the framewise evidence in the result (for plots).
+    """
+
+    separation: bool = True
+    window_frames: int = C.SEGMENT_FRAMES
+    overlap_frames: int = 200
+    batch_windows: int = 4
+    line_gap: float = 1.0
+    decode: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    keep_frames: bool = True
+
+    def __post_init__(self) -> None:
+        if self.overlap_frames % (2 * C.CTC_DOWNSAMPLE) or self.window_frames % C.CTC_DOWNSAMPLE:
+            raise ValueError("window and overlap must keep the CTC frame grid (overlap a multiple of 4)")
+        if not 0 <= self.overlap_frames < self.window_frames:
+            raise ValueError("overlap_frames must be in [0, window_frames)")
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage (for benchmarks)."""
+
+    load: float = 0.0
+    separation: float = 0.0
+    features: float = 0.0
+    model: float = 0.0
+    decoding: float = 0.0
+
+
+class Transcriber:
+    """Holds a loaded bundle (model, separator, decoder) and transcribes files with it."""
+
+    def __init__(self, bundle, options: TranscribeOptions = TranscribeOptions()) -> None:
+        from singalign.decode import DecodeOptions
+
+        self.bundle = bundle
+        self.options = options
+        if bundle.model_config.mode == "oracle":
+            raise SingalignError(f"{bundle.path}: an oracle-mode bundle needs ground-truth notes; it cannot transcribe")
+        self.model = bundle.build_model().to(options.device)
+        self.features = bundle.feature_config
+        self.separator = None
+        if options.separation:
+            from singalign.separation import separator_from_bundle
+
+            self.separator = separator_from_bundle(bundle, options.device)
+        dec = {**(bundle.config.get("decode") or {}), **options.decode}
+        lm = bundle.config.get("lm")
+        if lm and "lm_path" not in dec and dec.get("method", "beam") == "beam":
+            dec = {**dec, "method": "beam", "lm_path": str(bundle.resolve(lm.get("binary") or lm.get("arpa")))}
+            if lm.get("unigrams"):
+                dec["unigrams_path"] = str(bundle.resolve(lm["unigrams"]))
+        self.decode_options = DecodeOptions.from_dict(dec) if dec else DecodeOptions()
+        self.times = StageTimes()
+
+    # -- stages --------------------------------------------------------------------------------
+    def load_inputs(self, path: str) -> tuple[np.ndarray, np.ndarray, float]:
+        """(vocals, mixture) at the feature rate, mono, and the duration in seconds."""
+        from singalign.audio import check_not_silent, load_audio
+
+        t = time.perf_counter()
+        sr = self.features.sample_rate
+        if self.separator is None:
+            mix = load_audio(path, sr)
+            check_not_silent(mix, path)
+            self.times.load += time.perf_counter() - t
+            return mix, mix, len(mix) / sr
+        import soxr
+
+        sep_sr = self.separator.cfg.sample_rate
+        stereo = load_audio(path, sep_sr, mono=False)
+        check_not_silent(stereo, path)
+        mix = soxr.resample(stereo.mean(axis=0), sep_sr, sr).astype(np.float32)
+        self.times.load += time.perf_counter() - t
+        t = time.perf_counter()
+        vocals = self.separator(stereo).mean(axis=0)
+        vocals = soxr.resample(vocals, sep_sr, sr).astype(np.float32)[: len(mix)]
+        self.times.separation += time.perf_counter() - t
+        return vocals, mix, len(mix) / sr
+
+    def run_model(self, feats: np.ndarray, progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+        """Both CRNNs over the whole song.
+
+        Args:
+            feats: (2, n_mels, T) features.
+
+        Returns:
+            ``pitch_probs`` (T, 129) and ``onset_probs`` (T,) when the model has CRNN-1;
+            ``char_log_probs`` (ceil(T/2), 34) when it has CRNN-2.
+        """
+        import torch
+
+        from singalign.audio import frame_windows
+
+        o = self.options
+        total = feats.shape[-1]
+        windows = frame_windows(total, o.window_frames, o.overlap_frames)
+        half = o.overlap_frames // 2
+        cfg = self.model.cfg
+        out: dict[str, np.ndarray] = {}
+        if cfg.has_pitch_onset:
+            out["pitch_probs"] = np.zeros((total, cfg.n_pitch), np.float32)
+            out["onset_probs"] = np.zeros(total, np.float32)
+        if cfg.has_lyrics:
+            out["char_log_probs"] = np.zeros(((total + 1) // 2, cfg.n_vocab), np.float32)
+        for k in range(0, len(windows), o.batch_windows):
+            group = windows[k : k + o.batch_windows]
+            width = max(b - a for a, b in group)
+            x = np.zeros((len(group), *feats.shape[:2], width), np.float32)
+            for i, (a, b) in enumerate(group):
+                x[i, ..., : b - a] = feats[..., a:b]
+            lengths = torch.tensor([b - a for a, b in group])
+            with torch.no_grad():
+                res = self.model(torch.from_numpy(x).to(o.device), lengths.to(o.device))
+            for i, (a, b) in enumerate(group):
+                # keep the centre of each overlap: [a + half, b - half), except at the song's ends
+                lo = a + (half if a > 0 else 0)
+                hi = b - (half if b < total else 0)
+                if "pitch_logits" in res:
+                    out["pitch_probs"][lo:hi] = res["pitch_logits"][i, lo - a : hi - a].softmax(-1).cpu().numpy()
+                    out["onset_probs"][lo:hi] = torch.sigmoid(res["onset_logits"][i, lo - a : hi - a]).cpu().numpy()
+                if "char_logits" in res:
+                    d = C.CTC_DOWNSAMPLE
+                    lo2, a2, hi2 = lo // d, a // d, (hi + 1) // d
+                    out["char_log_probs"][lo2:hi2] = (
+                        res["char_logits"][i, lo2 - a2 : hi2 - a2].log_softmax(-1).cpu().numpy()
+                    )
+            if progress:
+                progress(len(group))
+        return out
+
+    def __call__(self, path: str | os.PathLike[str], progress: Callable[[int], None] | None = None):
+        """Transcribe one file; returns a ``TranscriptionResult``."""
+        from singalign import decode
+        from singalign.features import stack_features
+        from singalign.result import Frames, LineTiming, TranscriptionResult
+
+        path = str(path)
+        vocals, mix, duration = self.load_inputs(path)
+        t = time.perf_counter()
+        feats = stack_features(vocals, mix, self.features)
+        self.times.features += time.perf_counter() - t
+        t = time.perf_counter()
+        post = self.run_model(feats, progress)
+        self.times.model += time.perf_counter() - t
+        t = time.perf_counter()
+        text, words, notes = "", [], []
+        if "char_log_probs" in post:
+            logp = post["char_log_probs"]
+            if self.decode_options.method == "beam":
+                text = decode.ctc_beam(logp, self.decode_options)
+            else:
+                text = decode.ctc_greedy(logp)[0]
+            words = decode.forced_align_words(logp, text) if text.strip() else []
+        if "pitch_probs" in post:
+            onsets = decode.pick_onsets(
+                post["onset_probs"], self.decode_options.onset_threshold, self.decode_options.onset_half_window
+            )
+            notes = decode.notes_from_frames(post["pitch_probs"], onsets)
+            if words:
+                notes = decode.attach_lyrics(notes, words)
+        lines = [LineTiming(" ".join(w.word for w in group), group[0].start, group[-1].end) for group in _lines(words, self.options.line_gap)]
+        self.times.decoding += time.perf_counter() - t
+        frames = None
+        if self.options.keep_frames:
+            t_len = feats.shape[-1]
+            frames = Frames(
+                log_mel=feats,
+                pitch_probs=post.get("pitch_probs", np.zeros((t_len, C.N_PITCH_CLASSES), np.float32)),
+                onset_probs=post.get("onset_probs", np.zeros(t_len, np.float32)),
+                char_log_probs=post.get("char_log_probs", np.zeros(((t_len + 1) // 2, len(C.VOCAB)), np.float32)),
+            )
+        return TranscriptionResult(
+            audio=path,
+            bundle=str(self.bundle.path),
+            duration=duration,
+            text="\n".join(ln.text for ln in lines) if lines else text.strip(),
+            words=words,
+            lines=lines,
+            notes=notes,
+            frames=frames,
+        )
+
+    def n_windows(self, n_frames: int) -> int:
+        from singalign.audio import frame_windows
+
+        return len(frame_windows(n_frames, self.options.window_frames, self.options.overlap_frames))
+
+
+def _lines(words, gap: float):
+    group = []
+    for w in words:
+        if group and w.start - group[-1].end > gap:
+            yield group
+            group = []
+        group.append(w)
+    if group:
+        yield group
+
+
+def transcribe(bundle, audio: str | os.PathLike[str], options: TranscribeOptions = TranscribeOptions()):
+    """Transcribe one audio file with a loaded ``Bundle``; returns a ``TranscriptionResult``."""
+    return Transcriber(bundle, options)(audio)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def expand_inputs(paths: list[str]) -> list[str]:
+    """Files as given; folders expanded to the audio files inside them (sorted, recursive)."""
+    out = []
+    for p in paths:
+        if os.path.isdir(p):
+            out.extend(sorted(str(f) for f in Path(p).rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES))
+        else:
+            out.append(p)
+    return out
+
+
+def register_cli(sub: argparse._SubParsersAction) -> None:
+    from singalign.outputs import FORMATS
+
+    p = sub.add_parser(
+        "transcribe",
+        help="transcribe lyrics and sung notes of songs",
+        description=(
+            "Transcribe the lyrics and the sung notes of each AUDIO file (wav, flac, mp3, ogg; any rate and "
+            "channel count; folders are searched for audio). Writes OUTDIR/<stem>.json (text, words with "
+            "times, notes with onset/offset/MIDI pitch), <stem>.txt and the other --format files. A file "
+            "that fails is reported and skipped; the exit code is 1 if any failed."
+        ),
+    )
+    p.add_argument("audio", nargs="+", help="audio files or folders")
+    p.add_argument("--bundle", help="model bundle folder (default: the bundled default model)")
+    p.add_argument("-o", "--outdir", default="transcriptions", help="output folder (default: %(default)s)")
+    p.add_argument(
+        "--format",
+        default="all",
+        help=f"comma-separated output formats among {', '.join(FORMATS)}, or 'all' (default)",
+    )
+    p.add_argument("--no-separation", action="store_true", help="skip vocal separation (mixture in both channels)")
+    p.add_argument("--greedy", action="store_true", help="greedy CTC decoding instead of beam search")
+    p.add_argument("--lm", help="KenLM binary/ARPA for beam search (default: the bundle's LM, if any)")
+    p.add_argument("--skip-existing", action="store_true", help="skip files whose <stem>.json already exists")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_transcribe)
+
+
+def _cmd_transcribe(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from singalign.bundle import Bundle, default_bundle_path
+    from singalign.outputs import parse_formats, write_outputs
+
+    formats = parse_formats(args.format)
+    bundle = Bundle.load(args.bundle or default_bundle_path())
+    if not bundle.trained:
+        print(f"singalign: warning: {bundle.config.get('label') or 'this bundle is untrained'}", file=sys.stderr)
+    decode_opts: dict[str, Any] = {}
+    if args.greedy:
+        decode_opts["method"] = "greedy"
+    if args.lm:
+        decode_opts.update(method="beam", lm_path=args.lm)
+    options = replace(TranscribeOptions(), separation=not args.no_separation, decode=decode_opts, device=args.device)
+    transcriber = Transcriber(bundle, options)
+    files = expand_inputs(args.audio)
+    if not files:
+        raise SingalignError("no audio files found in the given paths")
+    failed = 0
+    outdir = Path(args.outdir)
+    for path in tqdm(files, desc="songs", unit="song", disable=args.quiet or len(files) < 2):
+        stem = Path(path).stem
+        if args.skip_existing and (outdir / f"{stem}.json").exists():
+            continue
+        try:
+            result = transcriber(path)
+            written = write_outputs(result, outdir, stem, formats)
+        except SingalignError as exc:
+            failed += 1
+            print(f"singalign: error: {exc}", file=sys.stderr)
+            continue
+        except Exception as exc:  # one bad file must not stop the others
+            failed += 1
+            log.debug("failure on %s", path, exc_info=True)
+            print(f"singalign: error: {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
+        print(f"{path}: {len(result.words)} words, {len(result.notes)} notes -> {', '.join(str(w) for w in written)}")
+    if failed:
+        print(f"singalign: {failed} of {len(files)} file(s) failed", file=sys.stderr)
+    return 1 if failed else 0

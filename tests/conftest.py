@@ -1,0 +1,71 @@
+"""Shared test helpers: paths to the real sample data and tiny synthetic items."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def shared(*parts: str) -> Path:
+    """A path under ../shared/data; skips the test when the sample data is absent."""
+    p = SHARED_DATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"sample data not found: {p}")
+    return p
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _torch_threads():
+    import torch
+
+    torch.set_num_threads(2)
+    yield
+
+
+def make_prepared(folder: Path, items: list[dict], seed: int = 0) -> Path:
+    """Write a prepared set (singalign.data.prepared) from ``items``.
+
+    Each item: ``{"id", "text", "n_frames", "kind"}`` (+ optional ``notes``: [(start_frame, end_frame, midi)]).
+    Features are random but fixed per item, so a model can memorize item -> text.
+    """
+    from singalign import constants as C
+    from singalign.data.prepared import save_item, write_items
+    from singalign.text import encode
+
+    rng = np.random.default_rng(seed)
+    entries = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for it in items:
+        t = it["n_frames"]
+        feats = rng.standard_normal((2, C.N_MELS, t)).astype(np.float32)
+        pitch = np.full(t, C.NO_PITCH, np.int64)
+        onset = np.zeros(t, np.float32)
+        for a, b, midi in it.get("notes", []):
+            pitch[a:b] = midi
+            onset[a] = 1
+        save_item(folder / f"{it['id']}.npz", feats, pitch, onset, encode(it["text"]))
+        entries.append(
+            {
+                "id": it["id"],
+                "kind": it.get("kind", "speech"),
+                "corpus": "test",
+                "split": "train",
+                "file": f"{it['id']}.npz",
+                "n_frames": t,
+                "text": it["text"],
+                "has_notes": bool(it.get("notes")),
+                "has_text": True,
+            }
+        )
+    write_items(folder, entries)
+    return folder

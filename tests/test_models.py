@@ -1,0 +1,84 @@
+"""Shapes, parameter counts and padding invariance of the paper's CRNNs."""
+
+import pytest
+import torch
+
+from singalign.models import SingAlignModel, count_parameters, preset
+from singalign.models.config import ModelConfig
+
+
+@pytest.mark.parametrize("name", ["paper", "small"])
+def test_shapes_for_1000_frames(name):
+    torch.manual_seed(0)
+    model = SingAlignModel(preset(name, "multitask")).eval()
+    x = torch.randn(1, 2, 80, 1000)
+    with torch.no_grad():
+        out = model(x, torch.tensor([1000]))
+    assert out["pitch_logits"].shape == (1, 1000, 129)
+    assert out["onset_logits"].shape == (1, 1000)
+    assert out["char_logits"].shape == (1, 500, 34)
+    assert out["ctc_lengths"].tolist() == [500]
+
+
+def test_parameter_counts_printed_in_readme():
+    counts = {
+        name: count_parameters(SingAlignModel(preset(name, "multitask"))) for name in ("paper", "small")
+    }
+    # The paper's preset: CRNN-1 339,536 + CRNN-2 17,989,098 (authors' code: about 18.5 M with a 2-layer head).
+    assert counts == {"paper": 18_328_634, "small": 2_099_490}
+    lyrics = SingAlignModel(preset("paper", "baseline"))
+    assert lyrics.pitch_onset is None and count_parameters(lyrics) == 17_989_098
+
+
+def test_modes_build_the_right_networks():
+    assert SingAlignModel(preset("tiny", "pitch_onset_only")).lyrics is None
+    assert SingAlignModel(preset("tiny", "baseline")).pitch_onset is None
+    with pytest.raises(ValueError, match="mode"):
+        ModelConfig(mode="nope")
+
+
+def test_padding_changes_nothing_for_valid_frames():
+    torch.manual_seed(0)
+    model = SingAlignModel(preset("tiny", "multitask")).eval()
+    x = torch.randn(2, 2, 80, 120)
+    lengths = torch.tensor([120, 77])
+    x2 = x.clone()
+    x2[1, :, :, 77:] = 1e3  # garbage in the padding
+    with torch.no_grad():
+        a, b = model(x, lengths), model(x2, lengths)
+        alone = model(x[1:, :, :, :77], lengths[1:])
+    assert torch.equal(a["char_logits"][1, :39], b["char_logits"][1, :39])
+    assert torch.equal(a["pitch_logits"][1, :77], b["pitch_logits"][1, :77])
+    torch.testing.assert_close(a["char_logits"][1, :39], alone["char_logits"][0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(a["onset_logits"][1, :77], alone["onset_logits"][0], atol=1e-5, rtol=1e-5)
+
+
+def test_oracle_uses_ground_truth_and_baseline_ignores_it():
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 80, 40)
+    lengths = torch.tensor([40])
+    pitch = torch.full((1, 40), 128)
+    onset = torch.zeros(1, 40)
+    oracle = SingAlignModel(preset("tiny", "oracle")).eval()
+    with torch.no_grad():
+        a = oracle(x, lengths, pitch_target=pitch, onset_target=onset)["char_logits"]
+        pitch2 = pitch.clone()
+        pitch2[0, 10:20] = 60
+        b = oracle(x, lengths, pitch_target=pitch2, onset_target=onset)["char_logits"]
+    assert not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="oracle"):
+        oracle(x, lengths)
+
+
+def test_multitask_gradients_flow_from_ctc_into_pitch_network():
+    torch.manual_seed(0)
+    model = SingAlignModel(preset("tiny", "multitask"))
+    out = model(torch.randn(1, 2, 80, 30), torch.tensor([30]))
+    out["char_logits"].sum().backward()
+    grad = model.pitch_onset.fc.weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+
+
+def test_config_round_trip():
+    cfg = preset("small", "oracle")
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg

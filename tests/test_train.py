@@ -1,0 +1,130 @@
+"""Training: a tiny model overfits two utterances; a killed run resumes exactly; DDP on gloo."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT, make_prepared
+
+from singalign.bundle import Bundle
+from singalign.data.prepared import PreparedSet, epoch_batches
+from singalign.models import preset
+from singalign.train import TrainConfig, evaluate, fit, load_checkpoint
+
+TWO = [
+    {"id": "u1", "text": "hello world", "n_frames": 120},
+    {"id": "u2", "text": "sing a song", "n_frames": 100},
+]
+
+
+def test_tiny_model_overfits_two_utterances(tmp_path):
+    data = make_prepared(tmp_path / "data", TWO)
+    cfg = TrainConfig(
+        train=(str(data),),
+        valid=(str(data),),
+        out_dir=str(tmp_path / "run"),
+        model=preset("tiny", "baseline"),
+        epochs=400,
+        batch_size=2,
+        speech_per_batch=0,
+        lr=5e-3,
+        warmup_steps=10,
+        patience=1000,
+        seed=0,
+    )
+    # stop as soon as the validation CER reaches zero: check every 25 epochs
+    result = None
+    for stop in range(50, 401, 50):
+        result = fit(replace(cfg, epochs=stop), progress=False)
+        hist = [json.loads(x) for x in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+        if hist[-1]["valid_cer"] == 0.0:
+            break
+    assert hist[-1]["valid_cer"] == 0.0 and hist[-1]["valid_wer"] == 0.0, hist[-1]
+    bundle = Bundle.load(tmp_path / "run" / "best")
+    model = bundle.build_model()
+    rates = evaluate(model, PreparedSet.load(str(data)), cfg, torch.device("cpu"))
+    assert rates["cer"] == 0.0
+    assert result.steps >= 50
+
+
+def _resume_cfg(tmp_path, name):
+    items = [{"id": f"s{i}", "text": t, "n_frames": 40 + 7 * i, "kind": "song" if i % 3 else "speech",
+              "notes": [(3, 20, 60 + i)] if i % 3 else []}
+             for i, t in enumerate(["la la", "oh my", "so do", "mi fa", "yes", "no no"])]  # fmt: skip
+    data = make_prepared(tmp_path / "data", items)
+    return TrainConfig(
+        train=(str(data),),
+        valid=(str(data),),
+        out_dir=str(tmp_path / name),
+        model=preset("tiny", "multitask", dropout=0.3, ly_rnn_layers=2),
+        epochs=3,
+        batch_size=3,
+        speech_per_batch=1,
+        warmup_steps=3,
+        seed=7,
+    )
+
+
+def test_killed_and_resumed_run_ends_with_identical_weights(tmp_path):
+    straight = _resume_cfg(tmp_path, "straight")
+    fit(straight, progress=False)
+    resumed = replace(straight, out_dir=str(tmp_path / "resumed"))
+    fit(resumed, stop_after_steps=4, progress=False)  # "killed" in the middle of epoch 2
+    assert load_checkpoint(Path(resumed.out_dir) / "checkpoint.pt")["step"] == 4
+    fit(resumed, progress=False)
+    a = load_checkpoint(Path(straight.out_dir) / "checkpoint.pt")
+    b = load_checkpoint(Path(resumed.out_dir) / "checkpoint.pt")
+    assert a["step"] == b["step"] == 9
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert a["history"][-1]["train_loss"] == pytest.approx(b["history"][-1]["train_loss"], rel=1e-6)
+
+
+def test_batches_mix_songs_and_speech_and_are_a_function_of_the_epoch():
+    entries = [{"kind": "song"}] * 24 + [{"kind": "speech"}] * 5
+    b1 = epoch_batches(entries, 16, 4, seed=1, epoch=0)
+    assert b1 == epoch_batches(entries, 16, 4, seed=1, epoch=0)
+    assert b1 != epoch_batches(entries, 16, 4, seed=1, epoch=1)
+    assert [len(b) for b in b1] == [16, 16]
+    assert all(sum(entries[i]["kind"] == "speech" for i in b) == 4 for b in b1)
+
+
+def test_two_process_gloo_ddp_step(tmp_path):
+    cfg = replace(_resume_cfg(tmp_path, "ddp"), epochs=1, valid=())
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(json.dumps(cfg.to_dict()))
+    script = tmp_path / "ddp_fit.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import json, os, torch
+            from singalign.train import TrainConfig, fit
+            torch.set_num_threads(1)
+            cfg = TrainConfig.from_dict(json.load(open({str(cfg_file)!r})))
+            res = fit(cfg, progress=False)
+            import torch.distributed as dist
+            checksum = float(sum(p.detach().double().sum() for p in res.model.parameters()))
+            print(json.dumps({{"rank": dist.get_rank(), "world": dist.get_world_size(), "steps": res.steps,
+                               "checksum": checksum}}))
+            """
+        )
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517", str(script)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
+    assert sorted(x["rank"] for x in lines) == [0, 1] and all(x["world"] == 2 for x in lines)
+    # 6 items in batches of 3 -> 2 batches per epoch, 1 per rank
+    assert all(x["steps"] == 1 for x in lines)
+    assert lines[0]["checksum"] == lines[1]["checksum"]  # gradients were averaged: replicas agree
+    assert np.isfinite(load_checkpoint(Path(cfg.out_dir) / "checkpoint.pt")["history"][-1]["train_loss"])
