@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "singalign.scoring",
     "singalign.lm",
     "singalign.bundle",
+    "singalign.library",
 )
 
 
