@@ -1,0 +1,78 @@
+"""Train one stage: pretraining on speech, fine-tuning on songs + speech, any mode.
+
+Usage:
+    python recipes/train.py --train PREP [PREP ...] --valid PREP --out RUN \
+        [--preset paper|small] [--mode baseline|oracle|multitask|pitch_onset_only] \
+        [--init-from BUNDLE] [--epochs 100] [--max-steps N] [--batch-size 16] [--speech-per-batch 4] \
+        [--lr 5e-4] [--patience 10] [--seed 0] [--separator-bundle BUNDLE]
+    python recipes/train.py --config RUN/train_config.json      # the same run again / resumed
+
+    # several processes or machines (DistributedDataParallel; gloo on CPU, nccl on GPUs):
+    torchrun --nproc_per_node 4 recipes/train.py --config cfg.json
+
+Re-running with the same --out resumes from RUN/checkpoint.pt exactly where it stopped.
+PREP folders are made by recipes/features.py. The best model is exported to RUN/best (a bundle).
+"""
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import replace
+
+from singalign.models import preset
+from singalign.train import TrainConfig, fit
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--config", help="a train_config.json (other options override it)")
+    ap.add_argument("--train", nargs="+", help="prepared training folders")
+    ap.add_argument("--valid", nargs="*", default=None, help="prepared validation folders")
+    ap.add_argument("--out", help="run folder (checkpoints, history, best bundle)")
+    ap.add_argument("--preset", default=None, help="model size preset: paper or small")
+    ap.add_argument("--mode", default=None, help="baseline | oracle | multitask | pitch_onset_only")
+    ap.add_argument("--init-from", default=None, help="bundle whose matching weights initialize the model")
+    ap.add_argument("--separator-bundle", default=None, help="copy this bundle's separator entry into the exported bundles")
+    for name, typ in [("epochs", int), ("max-steps", int), ("batch-size", int), ("speech-per-batch", int),
+                      ("lr", float), ("warmup-steps", int), ("patience", int), ("seed", int), ("max-frames", int),
+                      ("save-every-steps", int)]:  # fmt: skip
+        ap.add_argument(f"--{name}", type=typ, default=None)
+    ap.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+    if args.config:
+        with open(args.config) as f:
+            cfg = TrainConfig.from_dict(json.load(f))
+    else:
+        if not (args.train and args.out):
+            ap.error("give --config, or --train and --out")
+        cfg = TrainConfig(train=tuple(args.train), out_dir=args.out)
+    updates = {}
+    if args.train:
+        updates["train"] = tuple(args.train)
+    if args.valid is not None:
+        updates["valid"] = tuple(args.valid)
+    if args.out:
+        updates["out_dir"] = args.out
+    if args.preset or args.mode:
+        updates["model"] = preset(args.preset or cfg.model.preset, args.mode or cfg.model.mode)
+    if args.init_from:
+        updates["init_from"] = args.init_from
+    if args.separator_bundle:
+        from singalign.bundle import Bundle
+
+        updates["separator"] = Bundle.load(args.separator_bundle).config["separator"]
+    for name in ("epochs", "max_steps", "batch_size", "speech_per_batch", "lr", "warmup_steps", "patience", "seed",
+                 "max_frames", "save_every_steps", "device"):  # fmt: skip
+        if getattr(args, name) is not None:
+            updates[name] = getattr(args, name)
+    cfg = replace(cfg, **updates)
+    result = fit(cfg)
+    print(json.dumps({k: v for k, v in vars(result).items() if k != "model"}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
