@@ -213,7 +213,7 @@ def evaluate(model, data, cfg: TrainConfig, device) -> dict[str, float]:
     result: dict[str, float] = {}
     if hyps:
         rates = error_rates(refs, hyps)
-        result.update(wer=rates["wer"], cer=rates["cer"])
+        result.update(wer=rates["wer"] if rates["wer"] is not None else 0.0, cer=rates["cer"] if rates["cer"] is not None else 0.0)
     if frames:
         result["pitch_frame_error"] = errors / frames
     result["metric"] = result.get("wer", result.get("pitch_frame_error", math.nan))
@@ -356,9 +356,9 @@ def fit(cfg: TrainConfig, stop_after_steps: int | None = None, progress: bool = 
             state["step"] += 1
             state["batch_in_epoch"] = b_idx + 1
             for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
             bar.update(1)
-            bar.set_postfix(loss=f"{float(terms['loss']):.3f}")
+            bar.set_postfix(loss=f"{terms['loss'].item():.3f}")
             if cfg.save_every_steps and state["step"] % cfg.save_every_steps == 0:
                 checkpoint()
             if (stop_after_steps is not None and state["step"] >= stop_after_steps) or (

@@ -190,16 +190,13 @@ class Transcriber:
         text, words, notes = "", [], []
         if "char_log_probs" in post:
             logp = post["char_log_probs"]
-            if self.decode_options.method == "beam":
-                text = decode.ctc_beam(logp, self.decode_options)
-            else:
-                text = decode.ctc_greedy(logp)[0]
+            text = decode.decode_text(logp, self.decode_options)
             words = decode.forced_align_words(logp, text) if text.strip() else []
         if "pitch_probs" in post:
             onsets = decode.pick_onsets(
                 post["onset_probs"], self.decode_options.onset_threshold, self.decode_options.onset_half_window
             )
-            notes = decode.notes_from_frames(post["pitch_probs"], onsets)
+            notes = decode.notes_from_frames(post["pitch_probs"], onsets, self.decode_options.min_note_frames)
             if words:
                 notes = decode.attach_lyrics(notes, words)
         lines = [LineTiming(" ".join(w.word for w in group), group[0].start, group[-1].end) for group in _lines(words, self.options.line_gap)]
