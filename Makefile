@@ -32,7 +32,7 @@ $(VENV)/bin/lmplz: | $(STAMP)
 	bash lm/build_kenlm.sh $(VENV)
 
 demo: install
-	$(VENV)/bin/singalign transcribe demo/demo_song.flac -o demo_out
+	$(PY) -m singalign.demo --out demo_out
 
 test: install
 	$(PY) -m pytest -q tests
