@@ -1,0 +1,58 @@
+"""Evaluate bundles on a manifest (whole songs through the full pipeline) and write the evidence.
+
+Usage:
+    python recipes/evaluate.py --manifest m/test.jsonl --bundle runs/multitask/best --out eval/multitask
+    python recipes/evaluate.py --manifest m/test.jsonl --bundle B1 B2 B3 --label baseline oracle multitask --out eval/
+        [--greedy] [--lm LM_DIR] [--no-separation] [--limit N]
+
+Writes OUT[/label]/hypotheses.jsonl and summary.json per bundle, and OUT/tables.txt (the paper's
+Tables 1 and 2 for the given bundles). Oracle bundles are evaluated with ground-truth notes on
+prepared items (recipes/train.py's validation), not here: they cannot transcribe unseen audio.
+"""
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from singalign.bundle import Bundle
+from singalign.data.manifest import load_manifest
+from singalign.evaluate import evaluate_records, tables
+from singalign.files import write_text
+from singalign.transcribe import TranscribeOptions
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--manifest", required=True, nargs="+")
+    ap.add_argument("--bundle", required=True, nargs="+")
+    ap.add_argument("--label", nargs="*", default=None)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--split", default=None, help="keep only records of this split")
+    ap.add_argument("--greedy", action="store_true")
+    ap.add_argument("--lm", default=None, help="LM folder or file for beam search")
+    ap.add_argument("--no-separation", action="store_true")
+    ap.add_argument("--limit", type=int, default=None, help="evaluate at most N records")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    labels = args.label or [Path(b).parent.name if Path(b).name == "best" else Path(b).name for b in args.bundle]
+    if len(labels) != len(args.bundle):
+        ap.error("give one --label per --bundle")
+    records = [r for m in args.manifest for r in load_manifest(m) if args.split is None or r.split == args.split]
+    records = records[: args.limit] if args.limit else records
+    decode = {"method": "greedy"} if args.greedy else ({"method": "beam", "lm_path": args.lm} if args.lm else {})
+    options = replace(TranscribeOptions(keep_frames=False), separation=not args.no_separation, decode=decode)
+    summaries = {}
+    for label, path in zip(labels, args.bundle, strict=True):
+        out = Path(args.out) / label if len(args.bundle) > 1 else Path(args.out)
+        summaries[label] = evaluate_records(Bundle.load(path), records, out, options)
+        print(label, json.dumps({k: summaries[label].get(k) for k in ("wer", "cer", "notes")}))
+    write_text(Path(args.out) / "tables.txt", tables(summaries))
+    print(tables(summaries))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
