@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install system-deps demo test bench lint format clean-demo
+.PHONY: install system-deps demo test bench lint format lm-default kenlm
 
 install: system-deps $(STAMP) kenlm
 
@@ -47,3 +47,7 @@ lint: install
 format: install
 	$(VENV)/bin/ruff format singalign recipes tests bench lm
 	$(VENV)/bin/ruff check --fix singalign recipes tests bench lm
+
+# The default English LM (5-gram over the public-domain text's training portion) into models/lm_default.
+lm-default: install
+	bash lm/build_default.sh models/lm_default

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Build the default English LM (5-gram over the World English Bible, public domain; the *train*
+# portion of singalign.synth.text, so the held-out synthetic lyrics stay unseen) into OUTDIR.
+# Usage: lm/build_default.sh OUTDIR [VENV]   (needs KenLM: `make kenlm`; takes about 10 s)
+set -euo pipefail
+out=${1:?usage: lm/build_default.sh OUTDIR [VENV]}
+venv=${2:-.venv}
+"$venv/bin/python" -m singalign.cli lm build --default --order 5 --out "$out" --quiet

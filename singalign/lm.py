@@ -1,0 +1,315 @@
+"""Word n-gram language models for beam search: ``singalign lm build``.
+
+Pipeline (:func:`build_lm`):
+
+1. Every line of the input text is one sentence. It is normalized with
+   ``singalign.metrics.normalize_for_scoring`` (``singalign.text.to_vocab_text``, then punctuation
+   other than inner apostrophes removed): the words the beam search forms from the model's
+   characters (it folds punctuation away, see ``singalign.decode``) and the words WER counts.
+2. The ``vocab_size`` most frequent words are kept (ties: alphabetical). Words outside them are
+   handled as DeepSpeech did: KenLM's ``--limit_vocab_file`` prunes every n-gram that contains one,
+   and their probability mass goes to ``<unk>``; at decoding time pyctcdecode penalizes a word that
+   is not in ``unigrams.txt`` (``decode.UNK_SCORE_OFFSET``, scaled by the LM weight).
+3. ``lmplz`` (KenLM, modified Kneser-Ney; ``--discount_fallback`` so tiny corpora work) writes
+   ``lm.arpa``; ``build_binary`` writes ``lm.bin`` (probing hash: the fastest to query).
+4. ``unigrams.txt`` (the kept words, most frequent first) and ``lm.json`` (order, vocabulary size,
+   source file and its SHA-256, counts, file checksums).
+
+The output folder appears complete or not at all: everything is built in a temporary folder
+beside it and renamed into place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from singalign.errors import SingalignError
+
+LM_FILES = ("lm.arpa", "lm.bin", "unigrams.txt", "lm.json")
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    """How an LM is built.
+
+    Attributes:
+        order: n-gram order (paper: 5).
+        vocab_size: words kept, most frequent first (paper: 200,000).
+        prune: lmplz ``--prune`` thresholds per order (empty: no pruning; "0 0 1" drops singleton
+            trigrams and above, which keeps a LibriSpeech-sized model small).
+        memory: lmplz/build_binary sorting memory (GNU sort syntax), or ``"auto"``: 20 times the
+            normalized corpus size (at least 64 MB, at most 25% of the RAM). lmplz touches all
+            of it, so a fixed share of a large machine's RAM costs seconds on a tiny corpus.
+        binary_type: ``probing`` (fast) or ``trie`` (small).
+    """
+
+    order: int = 5
+    vocab_size: int = 200_000
+    prune: tuple[int, ...] = ()
+    memory: str = "auto"
+    binary_type: str = "probing"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["prune"] = list(self.prune)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LMConfig:
+        d = dict(d)
+        d["prune"] = tuple(d.get("prune", ()))
+        return cls(**d)
+
+
+def kenlm_tool(name: str) -> Path:
+    """Path of KenLM's ``lmplz``/``build_binary``: beside the Python interpreter, else on PATH."""
+    here = Path(sys.executable).parent / name
+    if here.is_file() and os.access(here, os.X_OK):
+        return here
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    raise SingalignError(
+        f"KenLM's {name} is not installed: run `make kenlm` (builds lmplz and build_binary into .venv/bin)"
+    )
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _normalize_corpus(text_path: Path, out_path: Path, progress: bool) -> tuple[Counter, int]:
+    """Write one normalized sentence per line to ``out_path``; returns word counts and sentences."""
+    from tqdm import tqdm
+
+    from singalign.metrics import normalize_for_scoring
+
+    counts: Counter = Counter()
+    n = 0
+    size = text_path.stat().st_size
+    try:
+        with (
+            open(text_path, encoding="utf-8", errors="strict") as src,
+            open(out_path, "w", encoding="utf-8") as dst,
+            tqdm(total=size, unit="B", unit_scale=True, desc="normalize", disable=not progress) as bar,
+        ):
+            for line in src:
+                bar.update(len(line.encode("utf-8")))
+                norm = normalize_for_scoring(line)
+                if norm:
+                    words = norm.split()
+                    counts.update(words)
+                    dst.write(norm + "\n")
+                    n += 1
+    except UnicodeDecodeError as exc:
+        raise SingalignError(f"{text_path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return counts, n
+
+
+def _total_ram() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def _run(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+        raise SingalignError(f"{what} failed (exit {proc.returncode}): {tail}")
+
+
+def build_lm(
+    text_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    config: LMConfig = LMConfig(),
+    progress: bool = True,
+    source: str | None = None,
+) -> dict[str, Any]:
+    """Build an n-gram LM from a text file (one sentence per line) into ``out_dir``.
+
+    Args:
+        text_path: UTF-8 text, one sentence per line (any case, punctuation, digits).
+        out_dir: folder to create (replaced if it exists); receives :data:`LM_FILES`.
+        config: order, vocabulary size, pruning.
+        progress: show a progress bar while normalizing.
+        source: description of the text for ``lm.json`` (default: the file's path).
+
+    Returns:
+        The contents of ``lm.json``.
+    """
+    text_path, out_dir = Path(text_path), Path(out_dir)
+    if not text_path.is_file():
+        raise SingalignError(f"{text_path}: text file not found")
+    if config.order < 1 or config.vocab_size < 1:
+        raise SingalignError("order and vocab_size must be at least 1")
+    if config.binary_type not in ("probing", "trie"):
+        raise SingalignError(f"binary type must be probing or trie, not {config.binary_type!r}")
+    lmplz, build_binary = kenlm_tool("lmplz"), kenlm_tool("build_binary")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the LM folder is an ordinary output
+    try:
+        corpus = tmp / "corpus.txt"
+        counts, n_sentences = _normalize_corpus(text_path, corpus, progress)
+        if not counts:
+            raise SingalignError(f"{text_path}: no words after normalization")
+        kept = sorted(counts, key=lambda w: (-counts[w], w))[: config.vocab_size]
+        (tmp / "unigrams.txt").write_text("".join(w + "\n" for w in kept), encoding="utf-8")
+        cmd = [str(lmplz), "-o", str(config.order), "--text", str(corpus), "--arpa", str(tmp / "lm.arpa")]
+        memory = config.memory
+        if memory == "auto":
+            memory = (
+                "25%"
+                if corpus.stat().st_size * 20 > _total_ram() // 4
+                else f"{max(64 << 20, corpus.stat().st_size * 20)}b"
+            )
+        cmd += ["-S", memory, "-T", str(tmp), "--discount_fallback"]
+        if len(kept) < len(counts):
+            cmd += ["--limit_vocab_file", str(tmp / "unigrams.txt")]
+        if config.prune:
+            cmd += ["--prune", *map(str, config.prune)]
+        _run(cmd, "lmplz")
+        _run(
+            [str(build_binary), "-S", memory, config.binary_type, str(tmp / "lm.arpa"), str(tmp / "lm.bin")],
+            "build_binary",
+        )
+        corpus.unlink()
+        meta = {
+            **config.to_dict(),
+            "vocab_size": len(kept),
+            "vocab_size_requested": config.vocab_size,
+            "n_distinct_words": len(counts),
+            "n_sentences": n_sentences,
+            "n_words": sum(counts.values()),
+            "oov_rate": 1.0 - sum(counts[w] for w in kept) / sum(counts.values()),
+            "source": source or str(text_path),
+            "source_sha256": sha256_file(text_path),
+            "normalization": "singalign.metrics.normalize_for_scoring",
+            "files": {name: sha256_file(tmp / name) for name in ("lm.arpa", "lm.bin", "unigrams.txt")},
+        }
+        (tmp / "lm.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        _swap_into_place(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return meta
+
+
+def _swap_into_place(new: Path, target: Path) -> None:
+    """Rename the finished folder ``new`` onto ``target`` (an existing one is replaced)."""
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+        os.rmdir(old)
+        os.replace(target, old)
+        os.replace(new, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, target)
+
+
+def build_default_lm(
+    out_dir: str | os.PathLike[str], config: LMConfig = LMConfig(), progress: bool = True
+) -> dict:
+    """The default English LM: the *train* portion of the synthetic corpora's public-domain text.
+
+    The text is the World English Bible (``singalign.synth.text``, public domain); the held-out
+    portion (the synthetic test lyrics) is never seen by this LM.
+    """
+    from singalign.synth.text import sentences
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        "w", suffix=".txt", dir=out_dir.parent, delete=False, encoding="utf-8"
+    ) as f:
+        f.write("".join(s + "\n" for s in sentences(portion="train")))
+        name = f.name
+    try:
+        return build_lm(
+            name, out_dir, config, progress, source="World English Bible (public domain), train portion"
+        )
+    finally:
+        os.unlink(name)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def register_cli(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "lm",
+        help="build the n-gram language model for beam search",
+        description="Word n-gram language models (KenLM) for CTC beam search.",
+    )
+    lsub = p.add_subparsers(dest="lm_command", metavar="LM_COMMAND")
+    b = lsub.add_parser(
+        "build",
+        help="build an LM from a text file",
+        description=(
+            "Build a KenLM n-gram from a UTF-8 text file (one sentence per line). The text is normalized "
+            "as WER scoring does (lower case, accents stripped, numbers spelled out, punctuation removed "
+            "except apostrophes inside words); the VOCAB_SIZE most frequent words are kept, n-grams with "
+            "other words are pruned (their mass goes to <unk>). Writes OUT/lm.arpa, OUT/lm.bin, "
+            "OUT/unigrams.txt and OUT/lm.json. Needs KenLM's lmplz (`make kenlm`). Use --default instead "
+            "of --text for the default English LM (public-domain text, train portion)."
+        ),
+    )
+    src = b.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", help="text file, one sentence per line")
+    src.add_argument(
+        "--default",
+        action="store_true",
+        help="build the default English LM from the synthetic corpora's train text (World English Bible)",
+    )
+    b.add_argument("--order", type=int, default=5, help="n-gram order (default: %(default)s)")
+    b.add_argument("--vocab-size", type=int, default=200_000, help="words kept (default: %(default)s)")
+    b.add_argument(
+        "--prune", type=int, nargs="+", default=[], help="lmplz --prune thresholds per order, e.g. 0 0 1"
+    )
+    b.add_argument(
+        "--memory", default="auto", help="sorting memory for lmplz, e.g. 4G or 25%% (default: %(default)s)"
+    )
+    b.add_argument(
+        "--binary-type", choices=("probing", "trie"), default="probing", help="KenLM binary layout"
+    )
+    b.add_argument("--out", required=True, help="output folder (replaced if it exists)")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=_cmd_build)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    cfg = LMConfig(
+        order=args.order,
+        vocab_size=args.vocab_size,
+        prune=tuple(args.prune),
+        memory=args.memory,
+        binary_type=args.binary_type,
+    )
+    if args.default:
+        meta = build_default_lm(args.out, cfg, progress=not args.quiet)
+    else:
+        meta = build_lm(args.text, args.out, cfg, progress=not args.quiet)
+    print(
+        json.dumps(
+            {k: meta[k] for k in ("order", "vocab_size", "n_sentences", "n_words", "oov_rate", "source")}
+        )
+    )
+    return 0
