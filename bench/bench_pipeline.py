@@ -33,7 +33,7 @@ def child(audio: str, seconds: float, preset: str, separation: bool) -> dict:
     from singalign.models import SingAlignModel
     from singalign.models import preset as make_preset
     from singalign.separation import SeparatorConfig, build_umx
-    from singalign.transcribe import Transcriber, TranscribeOptions
+    from singalign.transcribe import TranscribeOptions, Transcriber
 
     torch.set_num_threads(2)
     tmp = Path(tempfile.mkdtemp())
@@ -43,7 +43,9 @@ def child(audio: str, seconds: float, preset: str, separation: bool) -> dict:
     extra = {}
     if separation:
         weights = tmp / "umx_random.pth"
-        torch.save(build_umx(SeparatorConfig(), None, pretrained=False).target_models["vocals"].state_dict(), weights)
+        torch.save(
+            build_umx(SeparatorConfig(), None, pretrained=False).target_models["vocals"].state_dict(), weights
+        )
         separator = {**SeparatorConfig(weights="separator/vocals.pth").to_dict()}
         extra = {"separator/vocals.pth": weights}
     torch.manual_seed(0)
@@ -86,7 +88,17 @@ def main() -> int:
     print(f"data: {args.audio} (real song), first {args.seconds:.0f} s; random weights; 2 CPU threads")
     rows = []
     for preset in args.presets.split(","):
-        cmd = [sys.executable, __file__, "--child", "--audio", args.audio, "--seconds", str(args.seconds), "--preset", preset]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--audio",
+            args.audio,
+            "--seconds",
+            str(args.seconds),
+            "--preset",
+            preset,
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode:
             print(out.stderr[-2000:], file=sys.stderr)

@@ -17,7 +17,9 @@ for script in sorted(here.glob("bench_*.py")):
     print(f"\n=== {script.stem} ===", flush=True)
     t = time.time()
     rc = subprocess.call([sys.executable, str(script)])
-    print(f"--- {script.stem}: {'ok' if rc == 0 else f'FAILED ({rc})'} in {time.time() - t:.0f} s", flush=True)
+    print(
+        f"--- {script.stem}: {'ok' if rc == 0 else f'FAILED ({rc})'} in {time.time() - t:.0f} s", flush=True
+    )
     if rc:
         failed.append(script.stem)
 sys.exit(1 if failed else 0)

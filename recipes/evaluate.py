@@ -25,7 +25,11 @@ from singalign.transcribe import TranscribeOptions
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--manifest", required=True, nargs="+")
     ap.add_argument("--bundle", required=True, nargs="+")
     ap.add_argument("--label", nargs="*", default=None)
@@ -37,12 +41,18 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="evaluate at most N records")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    labels = args.label or [Path(b).parent.name if Path(b).name == "best" else Path(b).name for b in args.bundle]
+    labels = args.label or [
+        Path(b).parent.name if Path(b).name == "best" else Path(b).name for b in args.bundle
+    ]
     if len(labels) != len(args.bundle):
         ap.error("give one --label per --bundle")
-    records = [r for m in args.manifest for r in load_manifest(m) if args.split is None or r.split == args.split]
+    records = [
+        r for m in args.manifest for r in load_manifest(m) if args.split is None or r.split == args.split
+    ]
     records = records[: args.limit] if args.limit else records
-    decode = {"method": "greedy"} if args.greedy else ({"method": "beam", "lm_path": args.lm} if args.lm else {})
+    decode = (
+        {"method": "greedy"} if args.greedy else ({"method": "beam", "lm_path": args.lm} if args.lm else {})
+    )
     options = replace(TranscribeOptions(keep_frames=False), separation=not args.no_separation, decode=decode)
     summaries = {}
     for label, path in zip(labels, args.bundle, strict=True):

@@ -16,17 +16,25 @@ from singalign.prepare import PrepareConfig, finalize, prepare_records
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--manifest", nargs="*", default=[], help="manifest file(s)")
     ap.add_argument("--out", required=True, help="prepared folder")
-    ap.add_argument("--vocals", default=None, help="separated vocals cache (recipes/separate.py); default: mixture twice")
+    ap.add_argument(
+        "--vocals", default=None, help="separated vocals cache (recipes/separate.py); default: mixture twice"
+    )
     ap.add_argument("--split", default=None, help="keep only records of this split")
     ap.add_argument("--shard", default=None, help="i/n: process shard i of n (0-based)")
     ap.add_argument("--finalize", action="store_true", help="only gather finished items into items.jsonl")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     if not args.finalize:
-        records = [r for m in args.manifest for r in load_manifest(m) if args.split is None or r.split == args.split]
+        records = [
+            r for m in args.manifest for r in load_manifest(m) if args.split is None or r.split == args.split
+        ]
         n = prepare_records(records, args.out, PrepareConfig(), sep_dir=args.vocals, shard=args.shard)
         print(f"{n} new items in {args.out}")
     if args.finalize or args.shard is None:

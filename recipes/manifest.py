@@ -17,12 +17,18 @@ from singalign.data.manifest import save_manifest
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--corpus", required=True, choices=CORPORA)
     ap.add_argument("--root", required=True)
     ap.add_argument("--split", default="")
     ap.add_argument("--audio-dir", default=None)
-    ap.add_argument("--lenient", action="store_true", help="warn and skip malformed items instead of stopping")
+    ap.add_argument(
+        "--lenient", action="store_true", help="warn and skip malformed items instead of stopping"
+    )
     ap.add_argument("--out", required=True, help="manifest file to write (.jsonl)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")

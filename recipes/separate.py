@@ -17,7 +17,11 @@ from singalign.prepare import separate_files
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--manifest", required=True)
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--bundle", help="use the separator this bundle names")

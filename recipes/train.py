@@ -25,7 +25,11 @@ from singalign.train import TrainConfig, fit
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
     ap.add_argument("--config", help="a train_config.json (other options override it)")
     ap.add_argument("--train", nargs="+", help="prepared training folders")
     ap.add_argument("--valid", nargs="*", default=None, help="prepared validation folders")
@@ -33,7 +37,11 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default=None, help="model size preset: paper or small")
     ap.add_argument("--mode", default=None, help="baseline | oracle | multitask | pitch_onset_only")
     ap.add_argument("--init-from", default=None, help="bundle whose matching weights initialize the model")
-    ap.add_argument("--separator-bundle", default=None, help="copy this bundle's separator entry into the exported bundles")
+    ap.add_argument(
+        "--separator-bundle",
+        default=None,
+        help="copy this bundle's separator entry into the exported bundles",
+    )
     for name, typ in [("epochs", int), ("max-steps", int), ("batch-size", int), ("speech-per-batch", int),
                       ("lr", float), ("warmup-steps", int), ("patience", int), ("seed", int), ("max-frames", int),
                       ("save-every-steps", int)]:  # fmt: skip

@@ -15,7 +15,11 @@ from singalign.separation import SeparatorConfig, SeparatorTrainConfig, train_se
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--stems", nargs="+", required=True, help="stems folder(s)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=SeparatorTrainConfig.steps)

@@ -88,7 +88,9 @@ def load_audio(
 
     info = probe(path)
     start = int(round(offset * info.sample_rate))
-    stop = info.frames if duration is None else min(info.frames, start + int(round(duration * info.sample_rate)))
+    stop = (
+        info.frames if duration is None else min(info.frames, start + int(round(duration * info.sample_rate)))
+    )
     n = max(0, stop - start)
     if info.frames <= 0 or n <= 0:
         raise AudioError(f"{path}: no audio samples{' in the requested range' if info.frames > 0 else ''}")

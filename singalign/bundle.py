@@ -86,7 +86,9 @@ class Bundle:
         return cls(config, state)
 
     # -- saving / loading --------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str], extra_files: dict[str, str | os.PathLike[str]] | None = None) -> Path:
+    def save(
+        self, path: str | os.PathLike[str], extra_files: dict[str, str | os.PathLike[str]] | None = None
+    ) -> Path:
         """Write the bundle to ``path`` atomically (a temporary folder renamed into place).
 
         ``extra_files`` maps a name inside the bundle (e.g. ``separator/vocals.pth``) to a file to copy.
@@ -138,7 +140,9 @@ class Bundle:
         except (OSError, json.JSONDecodeError) as exc:
             raise BundleError(f"{cfg_file}: unreadable ({exc})") from None
         if config.get("format") != FORMAT or config.get("format_version") != FORMAT_VERSION:
-            raise BundleError(f"{cfg_file}: unknown bundle format {config.get('format')} v{config.get('format_version')}")
+            raise BundleError(
+                f"{cfg_file}: unknown bundle format {config.get('format')} v{config.get('format_version')}"
+            )
         if config.get("vocab") != list(C.VOCAB) or config.get("blank_index") != C.BLANK_INDEX:
             raise BundleError(f"{cfg_file}: vocabulary differs from this code's (code version {__version__})")
         weights = path / WEIGHTS_FILE
@@ -200,7 +204,9 @@ class Bundle:
             f"trained: {'yes' if t else 'NO (random weights)'}",
         ]
         if t:
-            lines.append(f"training: {t.get('step')} steps, {t.get('train_items')} items, {t.get('train_hours')} h")
+            lines.append(
+                f"training: {t.get('step')} steps, {t.get('train_items')} items, {t.get('train_hours')} h"
+            )
         lines.append(f"code version: {self.config.get('code_version')}, created {self.config.get('created')}")
         return "\n".join(lines)
 
@@ -215,7 +221,9 @@ def default_bundle_path() -> Path:
     return DEFAULT_BUNDLE
 
 
-def init_bundle(out: str | os.PathLike[str], preset: str = "small", mode: str = "multitask", seed: int = 0) -> Path:
+def init_bundle(
+    out: str | os.PathLike[str], preset: str = "small", mode: str = "multitask", seed: int = 0
+) -> Path:
     """Write a bundle with freshly initialized (untrained) weights, labelled as such."""
     import torch
 
@@ -233,16 +241,22 @@ def init_bundle(out: str | os.PathLike[str], preset: str = "small", mode: str = 
 
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bundle", help="inspect or create model bundles", description="Inspect or create model bundles.")
+    p = sub.add_parser(
+        "bundle", help="inspect or create model bundles", description="Inspect or create model bundles."
+    )
     bsub = p.add_subparsers(dest="bundle_command", metavar="ACTION", required=True)
     info = bsub.add_parser("info", help="print what a bundle holds and verify its checksums")
-    info.add_argument("path", nargs="?", default=None, help="bundle folder (default: the bundled default model)")
+    info.add_argument(
+        "path", nargs="?", default=None, help="bundle folder (default: the bundled default model)"
+    )
     info.set_defaults(func=_cmd_info)
     init = bsub.add_parser(
         "init", help="write an UNTRAINED bundle (random weights), e.g. to start training or test the pipeline"
     )
     init.add_argument("--out", required=True, help="bundle folder to create")
-    init.add_argument("--preset", default="small", help="model size: paper (18 M parameters), small (2 M), tiny")
+    init.add_argument(
+        "--preset", default="small", help="model size: paper (18 M parameters), small (2 M), tiny"
+    )
     init.add_argument("--mode", default="multitask", help="baseline | oracle | multitask | pitch_onset_only")
     init.add_argument("--seed", type=int, default=0)
     init.set_defaults(func=_cmd_init)

@@ -27,9 +27,9 @@ def note_name(midi: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from singalign.bundle import DEFAULT_BUNDLE, BUNDLE_FILE, Bundle, init_bundle
+    from singalign.bundle import BUNDLE_FILE, DEFAULT_BUNDLE, Bundle, init_bundle
     from singalign.outputs import FORMATS, write_outputs
-    from singalign.transcribe import Transcriber, TranscribeOptions
+    from singalign.transcribe import TranscribeOptions, Transcriber
 
     ap = argparse.ArgumentParser(prog="python -m singalign.demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="demo_out", help="output folder (default: %(default)s)")

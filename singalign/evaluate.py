@@ -44,7 +44,7 @@ def evaluate_records(
     from singalign.audio import load_audio
     from singalign.files import write_json, write_jsonl
     from singalign.metrics import error_rates, midi_to_hz, note_scores
-    from singalign.transcribe import Transcriber, TranscribeOptions
+    from singalign.transcribe import TranscribeOptions, Transcriber
 
     tr = Transcriber(bundle, options or TranscribeOptions(keep_frames=False))
     rows, refs, hyps, ids, notes_rows = [], [], [], [], []
@@ -56,7 +56,9 @@ def evaluate_records(
 
             with tempfile.TemporaryDirectory() as tmp:
                 clip = Path(tmp) / "clip.wav"
-                save_audio(clip, load_audio(r.audio, 44100, mono=False, offset=r.offset, duration=r.duration), 44100)
+                save_audio(
+                    clip, load_audio(r.audio, 44100, mono=False, offset=r.offset, duration=r.duration), 44100
+                )
                 res = tr(str(clip))
             shift_t = r.offset
         else:
@@ -113,7 +115,12 @@ def tables(summaries: dict[str, dict[str, Any]]) -> str:
     lines = ["Table 1. WER (%) and CER (%)", f"{'method':24s}{'WER':>10s}{'CER':>10s}"]
     for label, s in summaries.items():
         lines.append(f"{label:24s}{pct(s.get('wer')):>10s}{pct(s.get('cer')):>10s}")
-    lines += ["", "Table 2. Note transcription (%)", f"{'method':24s}" + "".join(f"{h:>10s}" for h in ("COn P", "COn R", "COn F", "COnP P", "COnP R", "COnP F"))]
+    lines += [
+        "",
+        "Table 2. Note transcription (%)",
+        f"{'method':24s}"
+        + "".join(f"{h:>10s}" for h in ("COn P", "COn R", "COn F", "COnP P", "COnP R", "COnP F")),
+    ]
     for label, s in summaries.items():
         n = s.get("notes")
         if not n:

@@ -51,7 +51,11 @@ class LogMelConfig:
 
     def n_frames(self, n_samples: int) -> int:
         """Frames produced for ``n_samples`` samples."""
-        return 1 + n_samples // self.hop_length if self.center else 1 + (n_samples - self.n_fft) // self.hop_length
+        return (
+            1 + n_samples // self.hop_length
+            if self.center
+            else 1 + (n_samples - self.n_fft) // self.hop_length
+        )
 
 
 @lru_cache(maxsize=8)
@@ -88,7 +92,13 @@ def log_mel(wave: np.ndarray, cfg: LogMelConfig = LogMelConfig()) -> np.ndarray:
         x = torch.nn.functional.pad(x, (0, cfg.n_fft // 2 + 1 - x.numel()))
     window = torch.hann_window(cfg.n_fft, periodic=True)
     spec = torch.stft(
-        x, cfg.n_fft, cfg.hop_length, window=window, center=cfg.center, pad_mode="constant", return_complex=True
+        x,
+        cfg.n_fft,
+        cfg.hop_length,
+        window=window,
+        center=cfg.center,
+        pad_mode="constant",
+        return_complex=True,
     )
     power = spec.abs().pow(cfg.power)  # (n_freqs, frames)
     mel = _mel_basis(cfg).T @ power  # (n_mels, frames)

@@ -142,21 +142,30 @@ def prepare_records(
         if sep_dir is not None and any(r.kind == "song" for r in recs):
             vp = vocals_path(sep_dir, audio)
             if not vp.exists():
-                raise FileNotFoundError(f"{vp}: no separated vocals for {audio}; run the separate stage first")
+                raise FileNotFoundError(
+                    f"{vp}: no separated vocals for {audio}; run the separate stage first"
+                )
             vocals = load_audio(vp, cfg.features.sample_rate)
         feats = None
         for r in recs:
             if (items_dir / f"{file_key(r)}.json").exists():
                 continue
-            if r.kind == "speech" and (r.duration or len(mix) / cfg.features.sample_rate) > cfg.max_speech_seconds:
+            if (
+                r.kind == "speech"
+                and (r.duration or len(mix) / cfg.features.sample_rate) > cfg.max_speech_seconds
+            ):
                 continue
-            segments = segment_record(r, cfg.segment_seconds, cfg.min_note_coverage) if r.kind == "song" else [r]
+            segments = (
+                segment_record(r, cfg.segment_seconds, cfg.min_note_coverage) if r.kind == "song" else [r]
+            )
             if feats is None:
                 feats = stack_features(vocals if r.kind == "song" else mix, mix, cfg.features)
             entries = []
             for seg in segments:
                 a = int(np.floor(seg.offset * rate + 1e-6))
-                stop = feats.shape[-1] if seg.duration is None else a + int(np.floor(seg.duration * rate + 1e-6))
+                stop = (
+                    feats.shape[-1] if seg.duration is None else a + int(np.floor(seg.duration * rate + 1e-6))
+                )
                 stop = min(stop, feats.shape[-1])
                 n = stop - a
                 if n <= 0:

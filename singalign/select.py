@@ -50,7 +50,9 @@ def shifted(ref: np.ndarray, shift: int) -> np.ndarray:
     return out
 
 
-def best_shift(pred: np.ndarray, ref: np.ndarray, shifts: Iterable[int] = SHIFTS) -> tuple[int, float, list[float]]:
+def best_shift(
+    pred: np.ndarray, ref: np.ndarray, shifts: Iterable[int] = SHIFTS
+) -> tuple[int, float, list[float]]:
     """The shift of ``ref`` that best matches ``pred``: (shift, its error, errors of all shifts).
 
     Ties go to the shift of smallest magnitude (then the negative one), so an unshifted song whose

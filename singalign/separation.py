@@ -124,7 +124,9 @@ class VocalSeparator:
         while start < n:
             stop = min(n, start + chunk)
             with torch.no_grad():
-                x = torch.from_numpy(np.ascontiguousarray(mix[:, start:stop], dtype=np.float32))[None].to(self.device)
+                x = torch.from_numpy(np.ascontiguousarray(mix[:, start:stop], dtype=np.float32))[None].to(
+                    self.device
+                )
                 est = self.model(x)[0, 0].cpu().numpy()  # (channels, samples): the vocals target
             # linear cross-fade in the overlaps; dividing by the summed weights below makes it exact
             w = np.ones(stop - start, dtype=np.float32)
@@ -250,7 +252,12 @@ def train_separator(
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        model = OpenUnmix(nb_bins=cfg.n_fft // 2 + 1, nb_channels=cfg.nb_channels, hidden_size=cfg.hidden_size, max_bin=max_bin)
+        model = OpenUnmix(
+            nb_bins=cfg.n_fft // 2 + 1,
+            nb_channels=cfg.nb_channels,
+            hidden_size=cfg.hidden_size,
+            max_bin=max_bin,
+        )
         model.load_state_dict(state["model"])
     else:
         # input statistics from a few excerpts, as the package's training script does
@@ -277,13 +284,21 @@ def train_separator(
     def save() -> None:
         with atomic_path(ckpt) as tmp:
             torch.save(
-                {"model": model.state_dict(), "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(),
-                 "python_rng": rng.getstate(), "step": step},  # fmt: skip
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                    "python_rng": rng.getstate(),
+                    "step": step,
+                },  # fmt: skip
                 tmp,
             )
         with atomic_path(out / "vocals.pth") as tmp:
             torch.save(model.state_dict(), tmp)
-        write_text(out / "separator.json", json.dumps({**cfg.to_dict(), "weights": "vocals.pth", "trained_steps": step}, indent=2))
+        write_text(
+            out / "separator.json",
+            json.dumps({**cfg.to_dict(), "weights": "vocals.pth", "trained_steps": step}, indent=2),
+        )
 
     model.train()
     bar = tqdm(total=train.steps, initial=step, desc="separator", disable=not progress)

@@ -58,7 +58,9 @@ def to_vocab_text(text: str) -> str:
     text = text.translate(_ASCII_MAP)
     text = unicodedata.normalize("NFKD", text)
     text = "".join(c for c in text if not unicodedata.combining(c)).lower()
-    text = _NUMBER.sub(lambda m: " " + number_to_words(int(m.group())) + " " if len(m.group()) <= 12 else " ", text)
+    text = _NUMBER.sub(
+        lambda m: " " + number_to_words(int(m.group())) + " " if len(m.group()) <= 12 else " ", text
+    )
     text = "".join(c if (c in CHAR_TO_INDEX and c != VOCAB[BLANK_INDEX]) else " " for c in text)
     return _SPACES.sub(" ", text).strip()
 

@@ -65,7 +65,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["model"], d["loss"], d["features"] = self.model.to_dict(), self.loss.to_dict(), self.features.to_dict()
+        d["model"], d["loss"], d["features"] = (
+            self.model.to_dict(),
+            self.loss.to_dict(),
+            self.features.to_dict(),
+        )
         d["train"], d["valid"], d["betas"] = list(self.train), list(self.valid), list(self.betas)
         return d
 
@@ -106,7 +110,7 @@ class _Dist:
         return self.rank == 0
 
 
-def _setup_distributed(device_type: str) -> _Dist:
+def setup_distributed(device_type: str) -> _Dist:
     import torch.distributed as dist
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -117,7 +121,7 @@ def _setup_distributed(device_type: str) -> _Dist:
     return _Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def _pick_device(name: str, d: _Dist):
+def pick_device(name: str, d: _Dist):
     import torch
 
     if name == "auto":
@@ -130,16 +134,20 @@ def _pick_device(name: str, d: _Dist):
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def _rng_state() -> dict[str, Any]:
+def rng_state() -> dict[str, Any]:
     import torch
 
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()[1].tolist()}
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": np.random.get_state()[1].tolist(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any]) -> None:
     import torch
 
     torch.set_rng_state(state["torch"])
@@ -213,7 +221,10 @@ def evaluate(model, data, cfg: TrainConfig, device) -> dict[str, float]:
     result: dict[str, float] = {}
     if hyps:
         rates = error_rates(refs, hyps)
-        result.update(wer=rates["wer"] if rates["wer"] is not None else 0.0, cer=rates["cer"] if rates["cer"] is not None else 0.0)
+        result.update(
+            wer=rates["wer"] if rates["wer"] is not None else 0.0,
+            cer=rates["cer"] if rates["cer"] is not None else 0.0,
+        )
     if frames:
         result["pitch_frame_error"] = errors / frames
     result["metric"] = result.get("wer", result.get("pitch_frame_error", math.nan))
@@ -256,9 +267,11 @@ def fit(cfg: TrainConfig, stop_after_steps: int | None = None, progress: bool = 
     from singalign.models.losses import joint_loss
 
     t0 = time.time()
-    device_type = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
-    dist_info = _setup_distributed(device_type)
-    device = _pick_device(cfg.device, dist_info)
+    device_type = (
+        "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
+    )
+    dist_info = setup_distributed(device_type)
+    device = pick_device(cfg.device, dist_info)
     out = Path(cfg.out_dir)
     if dist_info.main:
         out.mkdir(parents=True, exist_ok=True)
@@ -290,7 +303,7 @@ def fit(cfg: TrainConfig, stop_after_steps: int | None = None, progress: bool = 
         sched.load_state_dict(ck["scheduler"])
         if "scaler" in ck and use_amp:
             scaler.load_state_dict(ck["scaler"])
-        _set_rng_state(ck["rng"])
+        set_rng_state(ck["rng"])
         state = {k: ck[k] for k in state}
         if dist_info.main:
             log.info("resumed from %s at epoch %d, step %d", ckpt_path, state["epoch"], state["step"])
@@ -310,7 +323,7 @@ def fit(cfg: TrainConfig, stop_after_steps: int | None = None, progress: bool = 
                     "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(),
                     "scaler": scaler.state_dict(),
-                    "rng": _rng_state(),
+                    "rng": rng_state(),
                     **state,
                 },
             )
@@ -372,7 +385,11 @@ def fit(cfg: TrainConfig, stop_after_steps: int | None = None, progress: bool = 
             break
         n_batches = max(1, len(mine))
         # ---- end of epoch (or of max_steps): validate, keep the best, checkpoint
-        record: dict[str, Any] = {"epoch": epoch + 1, "step": state["step"], "seconds": round(time.time() - t0, 1)}
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "step": state["step"],
+            "seconds": round(time.time() - t0, 1),
+        }
         record.update({f"train_{k}": v / n_batches for k, v in sums.items()})
         stop = False
         if dist_info.main:
@@ -407,7 +424,9 @@ def fit(cfg: TrainConfig, stop_after_steps: int | None = None, progress: bool = 
         import torch.distributed as dist
 
         dist.barrier()
-    return FitResult(state["epoch"], state["step"], state["best"], stopped_early, time.time() - t0, str(out), model)
+    return FitResult(
+        state["epoch"], state["step"], state["best"], stopped_early, time.time() - t0, str(out), model
+    )
 
 
 def _report(cfg: TrainConfig, state: dict[str, Any], record: dict[str, Any], train, valid) -> dict[str, Any]:
@@ -416,7 +435,12 @@ def _report(cfg: TrainConfig, state: dict[str, Any], record: dict[str, Any], tra
         "epoch": record["epoch"],
         "step": state["step"],
         "train_items": len(train),
-        "train_hours": round(sum(e["n_frames"] for e in train.entries) / float(cfg.features.sample_rate / cfg.features.hop_length) / 3600, 3),
+        "train_hours": round(
+            sum(e["n_frames"] for e in train.entries)
+            / float(cfg.features.sample_rate / cfg.features.hop_length)
+            / 3600,
+            3,
+        ),
         "valid_items": len(valid) if valid is not None else 0,
         "last": record,
         "history": state["history"] + [record],

@@ -79,7 +79,9 @@ class Transcriber:
         self.bundle = bundle
         self.options = options
         if bundle.model_config.mode == "oracle":
-            raise SingalignError(f"{bundle.path}: an oracle-mode bundle needs ground-truth notes; it cannot transcribe")
+            raise SingalignError(
+                f"{bundle.path}: an oracle-mode bundle needs ground-truth notes; it cannot transcribe"
+            )
         self.model = bundle.build_model().to(options.device)
         self.features = bundle.feature_config
         self.separator = None
@@ -90,7 +92,11 @@ class Transcriber:
         dec = {**(bundle.config.get("decode") or {}), **options.decode}
         lm = bundle.config.get("lm")
         if lm and "lm_path" not in dec and dec.get("method", "beam") == "beam":
-            dec = {**dec, "method": "beam", "lm_path": str(bundle.resolve(lm.get("binary") or lm.get("arpa")))}
+            dec = {
+                **dec,
+                "method": "beam",
+                "lm_path": str(bundle.resolve(lm.get("binary") or lm.get("arpa"))),
+            }
             if lm.get("unigrams"):
                 dec["unigrams_path"] = str(bundle.resolve(lm["unigrams"]))
         self.decode_options = DecodeOptions.from_dict(dec) if dec else DecodeOptions()
@@ -121,7 +127,9 @@ class Transcriber:
         self.times.separation += time.perf_counter() - t
         return vocals, mix, len(mix) / sr
 
-    def run_model(self, feats: np.ndarray, progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+    def run_model(
+        self, feats: np.ndarray, progress: Callable[[int], None] | None = None
+    ) -> dict[str, np.ndarray]:
         """Both CRNNs over the whole song.
 
         Args:
@@ -146,8 +154,18 @@ class Transcriber:
             out["onset_probs"] = np.zeros(total, np.float32)
         if cfg.has_lyrics:
             out["char_log_probs"] = np.zeros(((total + 1) // 2, cfg.n_vocab), np.float32)
-        for k in range(0, len(windows), o.batch_windows):
-            group = windows[k : k + o.batch_windows]
+        # batch only windows of equal length: a padded batch sends the LSTMs down a slow path
+        groups: list[list[tuple[int, int]]] = []
+        for w in windows:
+            if (
+                groups
+                and len(groups[-1]) < o.batch_windows
+                and groups[-1][0][1] - groups[-1][0][0] == w[1] - w[0]
+            ):
+                groups[-1].append(w)
+            else:
+                groups.append([w])
+        for group in groups:
             width = max(b - a for a, b in group)
             x = np.zeros((len(group), *feats.shape[:2], width), np.float32)
             for i, (a, b) in enumerate(group):
@@ -160,8 +178,12 @@ class Transcriber:
                 lo = a + (half if a > 0 else 0)
                 hi = b - (half if b < total else 0)
                 if "pitch_logits" in res:
-                    out["pitch_probs"][lo:hi] = res["pitch_logits"][i, lo - a : hi - a].softmax(-1).cpu().numpy()
-                    out["onset_probs"][lo:hi] = torch.sigmoid(res["onset_logits"][i, lo - a : hi - a]).cpu().numpy()
+                    out["pitch_probs"][lo:hi] = (
+                        res["pitch_logits"][i, lo - a : hi - a].softmax(-1).cpu().numpy()
+                    )
+                    out["onset_probs"][lo:hi] = (
+                        torch.sigmoid(res["onset_logits"][i, lo - a : hi - a]).cpu().numpy()
+                    )
                 if "char_logits" in res:
                     d = C.CTC_DOWNSAMPLE
                     lo2, a2, hi2 = lo // d, a // d, (hi + 1) // d
@@ -194,12 +216,20 @@ class Transcriber:
             words = decode.forced_align_words(logp, text) if text.strip() else []
         if "pitch_probs" in post:
             onsets = decode.pick_onsets(
-                post["onset_probs"], self.decode_options.onset_threshold, self.decode_options.onset_half_window
+                post["onset_probs"],
+                self.decode_options.onset_threshold,
+                self.decode_options.onset_half_window,
             )
             notes = decode.notes_from_frames(post["pitch_probs"], onsets, self.decode_options.min_note_frames)
             if words:
                 notes = decode.attach_lyrics(notes, words)
-        lines = [LineTiming(" ".join(w.word for w in group), group[0].start, group[-1].end) for group in _lines(words, self.options.line_gap)]
+        # the last frame runs past the end of the audio: nothing may end after the song does
+        notes = [replace(n, offset=min(n.offset, duration)) for n in notes if n.onset < duration]
+        words = [replace(w, end=min(w.end, duration)) for w in words]
+        lines = [
+            LineTiming(" ".join(w.word for w in group), group[0].start, group[-1].end)
+            for group in _lines(words, self.options.line_gap)
+        ]
         self.times.decoding += time.perf_counter() - t
         frames = None
         if self.options.keep_frames:
@@ -208,7 +238,9 @@ class Transcriber:
                 log_mel=feats,
                 pitch_probs=post.get("pitch_probs", np.zeros((t_len, C.N_PITCH_CLASSES), np.float32)),
                 onset_probs=post.get("onset_probs", np.zeros(t_len, np.float32)),
-                char_log_probs=post.get("char_log_probs", np.zeros(((t_len + 1) // 2, len(C.VOCAB)), np.float32)),
+                char_log_probs=post.get(
+                    "char_log_probs", np.zeros(((t_len + 1) // 2, len(C.VOCAB)), np.float32)
+                ),
             )
         return TranscriptionResult(
             audio=path,
@@ -278,7 +310,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         default="all",
         help=f"comma-separated output formats among {', '.join(FORMATS)}, or 'all' (default)",
     )
-    p.add_argument("--no-separation", action="store_true", help="skip vocal separation (mixture in both channels)")
+    p.add_argument(
+        "--no-separation", action="store_true", help="skip vocal separation (mixture in both channels)"
+    )
     p.add_argument("--greedy", action="store_true", help="greedy CTC decoding instead of beam search")
     p.add_argument("--lm", help="KenLM binary/ARPA for beam search (default: the bundle's LM, if any)")
     p.add_argument("--skip-existing", action="store_true", help="skip files whose <stem>.json already exists")
@@ -296,13 +330,17 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
     formats = parse_formats(args.format)
     bundle = Bundle.load(args.bundle or default_bundle_path())
     if not bundle.trained:
-        print(f"singalign: warning: {bundle.config.get('label') or 'this bundle is untrained'}", file=sys.stderr)
+        print(
+            f"singalign: warning: {bundle.config.get('label') or 'this bundle is untrained'}", file=sys.stderr
+        )
     decode_opts: dict[str, Any] = {}
     if args.greedy:
         decode_opts["method"] = "greedy"
     if args.lm:
         decode_opts.update(method="beam", lm_path=args.lm)
-    options = replace(TranscribeOptions(), separation=not args.no_separation, decode=decode_opts, device=args.device)
+    options = replace(
+        TranscribeOptions(), separation=not args.no_separation, decode=decode_opts, device=args.device
+    )
     transcriber = Transcriber(bundle, options)
     files = expand_inputs(args.audio)
     if not files:
@@ -325,7 +363,9 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
             log.debug("failure on %s", path, exc_info=True)
             print(f"singalign: error: {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
             continue
-        print(f"{path}: {len(result.words)} words, {len(result.notes)} notes -> {', '.join(str(w) for w in written)}")
+        print(
+            f"{path}: {len(result.words)} words, {len(result.notes)} notes -> {', '.join(str(w) for w in written)}"
+        )
     if failed:
         print(f"singalign: {failed} of {len(files)} file(s) failed", file=sys.stderr)
     return 1 if failed else 0

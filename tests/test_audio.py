@@ -15,7 +15,10 @@ def _tone(sr, seconds=1.0, channels=1, freq=440.0):
     return np.stack([x] * channels, axis=1) if channels > 1 else x
 
 
-@pytest.mark.parametrize("fmt,sr,channels", [("wav", 44100, 2), ("flac", 22050, 1), ("ogg", 48000, 2), ("mp3", 44100, 1), ("wav", 8000, 3)])
+@pytest.mark.parametrize(
+    "fmt,sr,channels",
+    [("wav", 44100, 2), ("flac", 22050, 1), ("ogg", 48000, 2), ("mp3", 44100, 1), ("wav", 8000, 3)],
+)
 def test_any_format_rate_and_channels_to_16k_mono(tmp_path, fmt, sr, channels):
     path = tmp_path / f"a.{fmt}"
     sf.write(path, _tone(sr, channels=channels), sr)

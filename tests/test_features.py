@@ -19,7 +19,9 @@ def test_matches_librosa_defaults_of_the_authors_code():
     librosa = pytest.importorskip("librosa")
     golden = np.load(FIXTURES / "golden_logmel.npz")
     x = golden["signal"]
-    ref = librosa.power_to_db(librosa.feature.melspectrogram(y=x, sr=16000, n_fft=512, hop_length=256, n_mels=80))
+    ref = librosa.power_to_db(
+        librosa.feature.melspectrogram(y=x, sr=16000, n_fft=512, hop_length=256, n_mels=80)
+    )
     np.testing.assert_allclose(log_mel(x), ref, atol=2e-3)
 
 

@@ -9,7 +9,9 @@ from singalign.data.manifest import Record
 CORPORA = ("librispeech", "dali", "jamendo", "magnatagatune", "mtg-jamendo", "gtzan")
 
 
-def read_corpus(name: str, root: str, split: str = "", audio_dir: str | None = None, strict: bool = True) -> list[Record]:
+def read_corpus(
+    name: str, root: str, split: str = "", audio_dir: str | None = None, strict: bool = True
+) -> list[Record]:
     """Read a corpus in its real layout.
 
     Args:

@@ -118,7 +118,9 @@ class SingAlignModel(nn.Module):
             pitch = Fn.one_hot(pitch_target.clamp(0, k - 1), k).to(x.dtype)
             po = torch.cat([pitch, onset_target.to(x.dtype)[..., None]], dim=-1)
         else:
-            po = torch.cat([out["pitch_logits"].softmax(-1), torch.sigmoid(out["onset_logits"])[..., None]], -1)
+            po = torch.cat(
+                [out["pitch_logits"].softmax(-1), torch.sigmoid(out["onset_logits"])[..., None]], -1
+            )
         po = po * time_mask(lengths, t)[..., None].to(po.dtype)
         if po_gate is not None:  # zero input for items without pitch information (speech)
             po = po * po_gate.to(po.dtype)[:, None, None]

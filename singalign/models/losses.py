@@ -36,7 +36,9 @@ class LossConfig:
         return cls(**d)
 
 
-def joint_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], cfg: LossConfig) -> dict[str, torch.Tensor]:
+def joint_loss(
+    out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], cfg: LossConfig
+) -> dict[str, torch.Tensor]:
     """Compute the loss terms for one batch.
 
     Args:
@@ -56,10 +58,15 @@ def joint_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], cfg
         t = out["pitch_logits"].shape[1]
         valid = time_mask(lengths, t) & batch["has_notes"][:, None]
         pitch_t, onset_t = batch["pitch"][:, :t], batch["onset"][:, :t]
-        class_w = torch.full((out["pitch_logits"].shape[-1],), cfg.pitched_class_weight, device=lengths.device)
+        class_w = torch.full(
+            (out["pitch_logits"].shape[-1],), cfg.pitched_class_weight, device=lengths.device
+        )
         class_w[C.NO_PITCH] = 1.0
         ce = Fn.cross_entropy(
-            out["pitch_logits"].float().transpose(1, 2), pitch_t.clamp(0, C.NO_PITCH), weight=class_w, reduction="none"
+            out["pitch_logits"].float().transpose(1, 2),
+            pitch_t.clamp(0, C.NO_PITCH),
+            weight=class_w,
+            reduction="none",
         )
         w = class_w[pitch_t.clamp(0, C.NO_PITCH)] * valid
         terms["pitch"] = (ce * valid).sum() / w.sum().clamp(min=1e-8)
@@ -84,5 +91,7 @@ def joint_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], cfg
         has_text = batch["has_text"].float()
         per_item = ctc / batch["target_lengths"].clamp(min=1).float()
         terms["ctc"] = (per_item * has_text).sum() / has_text.sum().clamp(min=1)
-    terms["loss"] = cfg.pitch_weight * terms["pitch"] + cfg.onset_weight * terms["onset"] + cfg.ctc_weight * terms["ctc"]
+    terms["loss"] = (
+        cfg.pitch_weight * terms["pitch"] + cfg.onset_weight * terms["onset"] + cfg.ctc_weight * terms["ctc"]
+    )
     return terms

@@ -1,0 +1,207 @@
+"""Embedding audio (files or feature arrays) and text with a bundle that has an audio-text head.
+
+Audio: decode -> (separate vocals, as the bundle says) -> 2-channel log-mel -> the ALT model in
+overlapping windows (as ``singalign.transcribe``), keeping the lyrics CRNN's encoder output
+(``LyricsCRNN.encode``) and stitching the windows' centres into one (T2, D) sequence for the whole
+song -> each space's head pools the whole sequence -> (embed_dim,) unit vectors.
+
+Text: the head's text tower + projection -> (embed_dim,) unit vectors. A tag is embedded as the
+average of its zero-shot prompts (``singalign.textsample.zero_shot_prompts``), renormalized.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from singalign import constants as C
+
+
+@dataclass(frozen=True)
+class EmbedOptions:
+    """Run-time choices (model settings come from the bundle).
+
+    Attributes:
+        separation: run the bundle's separator (if it names one); False puts the mixture in both channels.
+        window_frames, overlap_frames, batch_windows: the windowing of ``TranscribeOptions``.
+        device: "cpu" or "cuda".
+    """
+
+    separation: bool = True
+    window_frames: int = C.SEGMENT_FRAMES
+    overlap_frames: int = 200
+    batch_windows: int = 4
+    device: str = "cpu"
+
+
+@contextlib.contextmanager
+def capture_encoding(model):
+    """Within the block, ``box["h"]`` holds the last (B, T2, D) lyrics encoding the model computed.
+
+    The encoding is the input of the lyrics CRNN's output layer, caught with a forward pre-hook,
+    so ``SingAlignModel.forward`` runs unchanged (and gradients flow through it when training).
+    """
+    if model.lyrics is None:
+        raise ValueError("a pitch/onset-only model has no lyrics encoder")
+    box: dict = {}
+
+    def hook(_module, inputs):
+        box["h"] = inputs[0]
+
+    handle = model.lyrics.fc.register_forward_pre_hook(hook)
+    try:
+        yield box
+    finally:
+        handle.remove()
+
+
+class Embedder:
+    """A loaded bundle with a head: embeds audio files, feature arrays and text."""
+
+    def __init__(self, bundle, options: EmbedOptions = EmbedOptions()) -> None:
+        from singalign.models.heads import load_head
+
+        self.bundle = bundle
+        self.options = options
+        self.head = load_head(bundle, options.device)
+        self.model = bundle.build_model().to(options.device)
+        self.features = bundle.feature_config
+        self.spaces = self.head.cfg.spaces
+        self.tag_vocab: list[str] = list(bundle.config["head"].get("tag_vocab") or [])
+        self.separator = None
+        if options.separation:
+            from singalign.separation import separator_from_bundle
+
+            self.separator = separator_from_bundle(bundle, options.device)
+
+    @classmethod
+    def from_path(
+        cls, path: str | os.PathLike[str] | None, options: EmbedOptions = EmbedOptions()
+    ) -> Embedder:
+        from singalign.bundle import Bundle, default_bundle_path
+
+        return cls(Bundle.load(path or default_bundle_path()), options)
+
+    # -- audio ---------------------------------------------------------------------------------
+    def load_features(self, path: str | os.PathLike[str]) -> np.ndarray:
+        """(2, n_mels, T) features of an audio file; AudioError naming the file if unusable."""
+        from singalign.audio import check_not_silent, load_audio
+        from singalign.features import stack_features
+
+        sr = self.features.sample_rate
+        if self.separator is None:
+            mix = load_audio(path, sr)
+            check_not_silent(mix, path)
+            return stack_features(mix, mix, self.features)
+        import soxr
+
+        sep_sr = self.separator.cfg.sample_rate
+        stereo = load_audio(path, sep_sr, mono=False)
+        check_not_silent(stereo, path)
+        mix = soxr.resample(stereo.mean(axis=0), sep_sr, sr).astype(np.float32)
+        vocals = soxr.resample(self.separator(stereo).mean(axis=0), sep_sr, sr).astype(np.float32)[: len(mix)]
+        return stack_features(vocals, mix, self.features)
+
+    def encode(self, feats: np.ndarray):
+        """The encoder output of a whole song: (2, F, T) features -> torch (ceil(T/2), D)."""
+        import torch
+
+        from singalign.audio import frame_windows
+
+        o = self.options
+        total = feats.shape[-1]
+        windows = frame_windows(total, o.window_frames, o.overlap_frames)
+        half, d = o.overlap_frames // 2, C.CTC_DOWNSAMPLE
+        # Batch only windows of equal length: a packed BiLSTM over unequal lengths falls back to a
+        # per-step loop on the CPU (about 10 times slower), and only the last window is shorter.
+        groups: list[list[tuple[int, int]]] = []
+        for w in windows:
+            if (
+                groups
+                and len(groups[-1]) < o.batch_windows
+                and groups[-1][0][1] - groups[-1][0][0] == w[1] - w[0]
+            ):
+                groups[-1].append(w)
+            else:
+                groups.append([w])
+        pieces = []
+        for group in groups:
+            width = group[0][1] - group[0][0]
+            x = np.stack([feats[..., a:b] for a, b in group]).astype(np.float32, copy=False)
+            lengths = torch.full((len(group),), width, device=o.device)
+            with torch.no_grad(), capture_encoding(self.model) as box:
+                self.model(torch.from_numpy(x).to(o.device), lengths)
+            for i, (a, b) in enumerate(group):
+                # the centre of each overlap, on the CTC grid, exactly as Transcriber.run_model
+                lo = a + (half if a > 0 else 0)
+                hi = b - (half if b < total else 0)
+                lo2, a2, hi2 = lo // d, a // d, (hi + 1) // d
+                pieces.append(box["h"][i, lo2 - a2 : hi2 - a2])
+        return torch.cat(pieces, dim=0)
+
+    def embed_encoding(self, h) -> dict[str, np.ndarray]:
+        """(T2, D) encoder output -> ``{space: (embed_dim,) float32}``."""
+        import torch
+
+        lengths = torch.tensor([h.shape[0]], device=h.device)
+        with torch.no_grad():
+            return {s: self.head.embed_audio(h[None], lengths, s)[0].cpu().numpy() for s in self.spaces}
+
+    def embed_features(self, feats: np.ndarray) -> dict[str, np.ndarray]:
+        """(2, F, T) features -> ``{space: (embed_dim,) float32}``."""
+        return self.embed_encoding(self.encode(feats))
+
+    def embed_file(self, path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+        return self.embed_features(self.load_features(path))
+
+    # -- text ----------------------------------------------------------------------------------
+    def embed_texts(self, texts: list[str], space: str = "tags") -> np.ndarray:
+        """Texts -> (N, embed_dim) float32 unit rows."""
+        import torch
+
+        if space not in self.spaces:
+            raise ValueError(f"this head has no {space!r} space (it has {', '.join(self.spaces)})")
+        with torch.no_grad():
+            return self.head.embed_text(list(texts), space).cpu().numpy()
+
+    def embed_tags(self, tags: list[str]) -> np.ndarray:
+        """Tags -> (K, embed_dim): each the renormalized mean of its zero-shot prompts' embeddings."""
+        from singalign.textsample import TextSampleConfig, zero_shot_prompts
+
+        cfg = TextSampleConfig.from_dict(self.bundle.config["head"].get("text_sample") or {})
+        prompts = [zero_shot_prompts(t, cfg) for t in tags]
+        flat = [p for ps in prompts for p in ps]
+        emb = self.embed_texts(flat, "tags")
+        out, k = [], 0
+        for ps in prompts:
+            v = emb[k : k + len(ps)].mean(0)
+            out.append(v / max(float(np.linalg.norm(v)), 1e-12))
+            k += len(ps)
+        return np.stack(out).astype(np.float32) if out else np.zeros((0, emb.shape[1]), np.float32)
+
+    def tag_scores(self, audio: np.ndarray, tags: list[str]) -> np.ndarray:
+        """Zero-shot scores: cosine of (N, E) audio embeddings with each tag -> (N, K) in [-1, 1]."""
+        return np.asarray(audio, np.float32).reshape(-1, audio.shape[-1]) @ self.embed_tags(tags).T
+
+
+def parse_tag_list(tags: str | None = None, tags_file: str | os.PathLike[str] | None = None) -> list[str]:
+    """Tags from "rock,jazz, sad" and/or a file (one per line or comma-separated), deduplicated."""
+    from singalign.errors import SingalignError
+
+    items: list[str] = []
+    if tags:
+        items += tags.split(",")
+    if tags_file:
+        try:
+            text = Path(tags_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SingalignError(f"{tags_file}: cannot read the tags file ({exc.strerror})") from None
+        items += [t for line in text.splitlines() for t in line.split(",")]
+    out = list(dict.fromkeys(t.strip().lower() for t in items if t.strip()))
+    if not out:
+        raise SingalignError('no tags given (use --tags "rock,jazz,..." or --tags-file FILE)')
+    return out
