@@ -128,3 +128,12 @@ def test_two_process_gloo_ddp_step(tmp_path):
     assert all(x["steps"] == 1 for x in lines)
     assert lines[0]["checksum"] == lines[1]["checksum"]  # gradients were averaged: replicas agree
     assert np.isfinite(load_checkpoint(Path(cfg.out_dir) / "checkpoint.pt")["history"][-1]["train_loss"])
+
+
+def test_single_kind_batches_are_bucketed_by_length():
+    rng = np.random.default_rng(0)
+    entries = [{"kind": "speech", "n_frames": int(n)} for n in rng.integers(50, 800, 400)]
+    batches = epoch_batches(entries, 16, 0, seed=3, epoch=0)
+    assert sorted(i for b in batches for i in b) == list(range(400))  # every item once
+    waste = sum(max(entries[i]["n_frames"] for i in b) * len(b) - sum(entries[i]["n_frames"] for i in b) for b in batches)
+    assert waste / sum(e["n_frames"] for e in entries) < 0.1

@@ -128,7 +128,8 @@ def epoch_batches(
 
     Songs set the epoch: each batch holds ``batch_size - speech_per_batch`` song items and
     ``speech_per_batch`` speech items (the authors' 12 + 4), speech cycling through its own
-    shuffled order. With only one kind present, batches hold ``batch_size`` of it. Being a pure
+    shuffled order. With only one kind present, batches hold ``batch_size`` of it, of similar lengths
+    (sorted within pools of 50 batches, then the batches shuffled). Being a pure
     function of the epoch is what makes a resumed run draw exactly the same batches.
     """
     rng = np.random.default_rng([seed, epoch])
@@ -139,7 +140,13 @@ def epoch_batches(
     if not songs or not speech or speech_per_batch <= 0:
         order = songs + speech if songs and speech else (songs or speech)
         order = [order[i] for i in rng.permutation(len(order))]
-        return [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
+        # bucket by length: sort within pools of 50 batches so a batch pads little, then shuffle batches
+        pool = 50 * batch_size
+        batches = []
+        for p in range(0, len(order), pool):
+            chunk = sorted(order[p : p + pool], key=lambda i: entries[i].get("n_frames", 0))
+            batches += [chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size)]
+        return [batches[i] for i in rng.permutation(len(batches))]
     n_song = batch_size - speech_per_batch
     if n_song <= 0:
         raise ValueError("speech_per_batch must be smaller than batch_size")
