@@ -15,7 +15,7 @@ from pathlib import Path
 
 from singalign.constants import N_MIDI
 
-DEMO_SONG = Path(__file__).resolve().parents[1] / "demo" / "demo_song.flac"
+DEMO_SONG = Path(__file__).resolve().parents[1] / "demo" / "demo_song.mp3"
 _NOTE_NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
 
 
