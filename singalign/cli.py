@@ -20,6 +20,7 @@ from singalign.errors import SingalignError
 #: Modules that register subcommands, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "singalign.transcribe",
+    "singalign.align",
     "singalign.synth.cli",
     "singalign.scoring",
     "singalign.lm",

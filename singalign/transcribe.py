@@ -194,8 +194,18 @@ class Transcriber:
                 progress(len(group))
         return out
 
-    def __call__(self, path: str | os.PathLike[str], progress: Callable[[int], None] | None = None):
-        """Transcribe one file; returns a ``TranscriptionResult``."""
+    def __call__(
+        self,
+        path: str | os.PathLike[str],
+        progress: Callable[[int], None] | None = None,
+        lyrics: str | None = None,
+    ):
+        """Transcribe one file, or align known ``lyrics`` to it; returns a ``TranscriptionResult``.
+
+        With ``lyrics`` (one lyric line per line), the words are placed by CTC forced alignment over
+        the lyrics CRNN's posteriors instead of being decoded, and the result's lines are the given
+        lines, timed by their words.
+        """
         from singalign import decode
         from singalign.features import stack_features
         from singalign.result import Frames, LineTiming, TranscriptionResult
@@ -212,8 +222,12 @@ class Transcriber:
         text, words, notes = "", [], []
         if "char_log_probs" in post:
             logp = post["char_log_probs"]
-            text = decode.decode_text(logp, self.decode_options)
+            text = lyrics if lyrics is not None else decode.decode_text(logp, self.decode_options)
             words = decode.forced_align_words(logp, text) if text.strip() else []
+        elif lyrics is not None:
+            raise SingalignError(
+                f"{self.bundle.path}: this bundle has no lyrics model; it cannot align lyrics"
+            )
         if "pitch_probs" in post:
             onsets = decode.pick_onsets(
                 post["onset_probs"],
@@ -226,10 +240,10 @@ class Transcriber:
         # the last frame runs past the end of the audio: nothing may end after the song does
         notes = [replace(n, offset=min(n.offset, duration)) for n in notes if n.onset < duration]
         words = [replace(w, end=min(w.end, duration)) for w in words]
-        lines = [
-            LineTiming(" ".join(w.word for w in group), group[0].start, group[-1].end)
-            for group in _lines(words, self.options.line_gap)
-        ]
+        groups = (
+            _given_lines(words, lyrics) if lyrics is not None else list(_lines(words, self.options.line_gap))
+        )
+        lines = [LineTiming(" ".join(w.word for w in g), g[0].start, g[-1].end) for g in groups if g]
         self.times.decoding += time.perf_counter() - t
         frames = None
         if self.options.keep_frames:
@@ -268,6 +282,20 @@ def _lines(words, gap: float):
         group.append(w)
     if group:
         yield group
+
+
+def _given_lines(words, lyrics: str):
+    """Group aligned words by the lines of the given lyrics (forced alignment keeps every word
+    that has letters, in order; a word without letters, e.g. "-", is not timed)."""
+    from singalign.decode import _alignment_tokens  # the same rule that decides which words get times
+
+    groups, k = [], 0
+    for line in lyrics.splitlines():
+        n = len(_alignment_tokens(line)[0])
+        if n:
+            groups.append(words[k : k + n])
+            k += n
+    return groups
 
 
 def transcribe(bundle, audio: str | os.PathLike[str], options: TranscribeOptions = TranscribeOptions()):

@@ -144,3 +144,37 @@ def test_help_is_fast_and_lists_commands():
     for cmd in ("transcribe", "synth", "score", "lm", "bundle"):
         assert cmd in proc.stdout
     assert "torch" not in sys.modules or True  # --help ran in its own process above
+
+
+def test_align_known_lyrics_keeps_lines_and_words(tmp_path, bundle, capsys):
+    song = _song(tmp_path / "song.wav", seconds=6.0)
+    lyrics = tmp_path / "l.txt"
+    lyrics.write_text("Hello, world!\nQué tal - 12 cats\n")
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "align",
+                str(song),
+                "--lyrics",
+                str(lyrics),
+                "--bundle",
+                str(bundle),
+                "-o",
+                str(out),
+                "--format",
+                "json,lrc",
+            ]
+        )
+        == 0
+    )
+    data = json.loads((out / "song.json").read_text())
+    assert [w["word"] for w in data["words"]] == ["Hello,", "world!", "Qué", "tal", "12", "cats"]
+    assert [ln["text"] for ln in data["lines"]] == ["Hello, world!", "Qué tal 12 cats"]
+    starts = [w["start"] for w in data["words"]]
+    assert starts == sorted(starts) and all(0 <= w["start"] <= w["end"] <= 6.0 for w in data["words"])
+    assert "[00:" in (out / "song.lrc").read_text()
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n")
+    assert main(["align", str(song), "--lyrics", str(empty), "--bundle", str(bundle), "-o", str(out)]) == 1
+    assert "lyrics file is empty" in capsys.readouterr().err
