@@ -42,7 +42,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
 def _cmd_align(args: argparse.Namespace) -> int:
     from singalign.bundle import Bundle, default_bundle_path
     from singalign.outputs import parse_formats, write_outputs
-    from singalign.transcribe import Transcriber, TranscribeOptions
+    from singalign.transcribe import TranscribeOptions, Transcriber
 
     try:
         lyrics = Path(args.lyrics).read_text(encoding="utf-8")
