@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install system-deps demo test bench lint format lm-default kenlm
+.PHONY: install system-deps demo test bench lint format lm-default kenlm recipe-synthetic
 
 install: system-deps $(STAMP) kenlm
 
@@ -51,3 +51,7 @@ format: install
 # The default English LM (5-gram over the public-domain text's training portion) into models/lm_default.
 lm-default: install
 	bash lm/build_default.sh models/lm_default
+
+# The whole recipe chain on synthetic corpora (hours on 2 CPU cores; resumable).
+recipe-synthetic: install
+	bash recipes/run_synthetic.sh
