@@ -39,10 +39,8 @@ done
 VOC=""
 if [ "$SEPARATOR" = train ]; then
   $PY recipes/train_separator.py --stems $WORK/songs_train/stems --out $WORK/separator --steps "$SEP_STEPS"
-  $PY recipes/make_bundle.py --from "$($PY -c 'import sys; from singalign.bundle import init_bundle; print(init_bundle(sys.argv[1], "tiny"))' $WORK/sep_only)" \
-      --separator $WORK/separator --out $WORK/sep_bundle >/dev/null
   for s in train dev test; do
-    $PY recipes/separate.py --manifest $M/songs_$s.jsonl --bundle $WORK/sep_bundle --out $WORK/vocals
+    $PY recipes/separate.py --manifest $M/songs_$s.jsonl --separator $WORK/separator --out $WORK/vocals
   done
   VOC="--vocals $WORK/vocals"
 fi

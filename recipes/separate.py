@@ -3,6 +3,7 @@
 Usage:
     python recipes/separate.py --manifest m/dali.jsonl --bundle BUNDLE --out work/vocals [--shard i/n]
     python recipes/separate.py --manifest m/dali.jsonl --umxhq vocals-b62c91ce.pth --out work/vocals
+    python recipes/separate.py --manifest m/dali.jsonl --separator work/separator --out work/vocals
 
 The separator is the one a bundle names (e.g. the Open-Unmix model trained on synthetic stems) or
 the paper's umxhq from a local weights file. Speech records are not separated.
@@ -26,6 +27,7 @@ def main(argv=None) -> int:
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--bundle", help="use the separator this bundle names")
     src.add_argument("--umxhq", help="path of umxhq's vocals-b62c91ce.pth")
+    src.add_argument("--separator", help="a folder from recipes/train_separator.py (separator.json + vocals.pth)")
     ap.add_argument("--out", required=True, help="cache folder for the vocals")
     ap.add_argument("--shard", default=None, help="i/n: process shard i of n (0-based)")
     ap.add_argument("--device", default="cpu")
@@ -40,6 +42,12 @@ def main(argv=None) -> int:
         if separator is None:
             print("the bundle names no separator (kind 'none'): nothing to do")
             return 0
+    elif args.separator:
+        import json
+        from pathlib import Path
+
+        cfg = SeparatorConfig.from_dict(json.loads((Path(args.separator) / "separator.json").read_text()))
+        separator = VocalSeparator(cfg, Path(args.separator) / "vocals.pth", device=args.device)
     else:
         separator = VocalSeparator(SeparatorConfig(weights=args.umxhq), device=args.device)
     songs = [r.audio for r in load_manifest(args.manifest) if r.kind == "song"]
