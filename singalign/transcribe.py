@@ -349,6 +349,24 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_transcribe)
 
 
+def _window_bar(transcriber: Transcriber, path: str, disable: bool):
+    """A progress bar over the model windows of one song (its length read from the file header)."""
+    from tqdm import tqdm
+
+    from singalign.audio import probe
+
+    try:
+        seconds = probe(path).duration
+    except SingalignError:
+        seconds = 0.0  # the transcriber reports the problem itself
+    total = transcriber.n_windows(
+        transcriber.features.n_frames(int(seconds * transcriber.features.sample_rate))
+    )
+    return tqdm(
+        total=total, desc=Path(path).name[:30], unit="window", leave=False, disable=disable or total < 2
+    )
+
+
 def _cmd_transcribe(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -380,7 +398,8 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
         if args.skip_existing and (outdir / f"{stem}.json").exists():
             continue
         try:
-            result = transcriber(path)
+            with _window_bar(transcriber, path, disable=args.quiet) as bar:
+                result = transcriber(path, progress=bar.update)
             written = write_outputs(result, outdir, stem, formats)
         except SingalignError as exc:
             failed += 1
