@@ -328,7 +328,9 @@ def sing(
         )[: len(out)]
         texts = orthographic_syllables(words[wi], len(tk.syllables))
         for j, n in enumerate(notes):
-            off = onsets[i][j + 1] if j + 1 < len(notes) else e
+            if j > 0 and onsets[i][j] >= e - 0.02:
+                break  # voicing ended before this melisma note: it is not sung, so it gets no label
+            off = min(onsets[i][j + 1], e) if j + 1 < len(notes) else e
             sung_notes.append(SungNote(onsets[i][j], off, n.midi, texts[k], wi))
         word_start.setdefault(wi, t0)
         word_end[wi] = t1
