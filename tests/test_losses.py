@@ -50,7 +50,7 @@ def test_unlabelled_items_do_not_count():
     b = _batch()
     b["has_notes"] = torch.tensor([False, False])
     terms = _run(b, model)
-    assert float(terms["pitch"]) == 0.0 and float(terms["onset"]) == 0.0 and float(terms["ctc"]) > 0
+    assert terms["pitch"].item() == 0.0 and terms["onset"].item() == 0.0 and terms["ctc"].item() > 0
 
 
 def test_onset_and_pitch_terms_match_hand_computation():
