@@ -85,7 +85,7 @@ def main() -> int:
     if not Path(args.audio).exists():
         print(f"audio not found: {args.audio}", file=sys.stderr)
         return 1
-    print(f"data: {args.audio} (real song), first {args.seconds:.0f} s; random weights; 2 CPU threads")
+    print(f"data: {args.audio} (real song), at most {args.seconds:.0f} s; random weights; 2 CPU threads")
     rows = []
     for preset in args.presets.split(","):
         cmd = [
@@ -105,6 +105,7 @@ def main() -> int:
             return 1
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     dur = rows[0]["audio_seconds"]
+    print(f"audio: {dur:.1f} s decoded")
     header = f"{'stage (x real time)':24s}" + "".join(f"{r['preset']:>12s}" for r in rows)
     print(header)
     for key, label in [
