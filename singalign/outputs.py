@@ -309,6 +309,8 @@ def write_png(result: TranscriptionResult, path: str | os.PathLike[str]) -> None
     duration = max(result.duration, max((n.offset for n in result.notes), default=0.0))
     duration = max(duration, max((w.end for w in result.words), default=0.0), 1.0)
     n_rows = max(1, math.ceil(duration / PNG_SECONDS_PER_ROW))
+    # one row: fit the song; several rows: the same time scale on every row
+    row_width = PNG_SECONDS_PER_ROW if n_rows > 1 else duration
     lo, hi = _pitch_range(result)
     has_frames = frames is not None and frames.log_mel.size > 0
     # Panels per row: piano roll, words, (onset curve), and an empty spacer that keeps the time
@@ -375,7 +377,7 @@ def write_png(result: TranscriptionResult, path: str | os.PathLike[str]) -> None
                     clip_on=True,
                     bbox={"facecolor": "white", "alpha": 0.75, "pad": 0.8, "linewidth": 0},
                 )
-        roll.set_xlim(t0, t0 + PNG_SECONDS_PER_ROW)
+        roll.set_xlim(t0, t0 + row_width)
         roll.set_ylim(lo, hi)
         ticks = [p for p in range(lo, hi + 1) if p % 12 in (0, 7)]
         roll.set_yticks(ticks, [_note_name(p) for p in ticks], fontsize=7)
@@ -394,7 +396,7 @@ def write_png(result: TranscriptionResult, path: str | os.PathLike[str]) -> None
             level = i % 2
             wax.plot([w.start, w.end], [level, level], color="tab:blue", lw=2.5, solid_capstyle="butt")
             wax.text(max(w.start, t0), level + 0.25, w.word, fontsize=8, va="bottom", clip_on=True)
-        wax.set_xlim(t0, t0 + PNG_SECONDS_PER_ROW)
+        wax.set_xlim(t0, t0 + row_width)
         wax.set_ylim(-0.4, 2.0)
         wax.set_yticks([])
         wax.set_ylabel("words", fontsize=8)
@@ -407,7 +409,7 @@ def write_png(result: TranscriptionResult, path: str | os.PathLike[str]) -> None
             for n in result.notes:
                 if t0 <= n.onset <= t1:
                     oax.axvline(n.onset, color="tab:orange", lw=0.5, alpha=0.6)
-            oax.set_xlim(t0, t0 + PNG_SECONDS_PER_ROW)
+            oax.set_xlim(t0, t0 + row_width)
             oax.set_ylim(0, 1.05)
             oax.set_yticks([0, ONSET_THRESHOLD, 1], ["0", f"{ONSET_THRESHOLD:g}", "1"], fontsize=7)
             oax.set_ylabel("onset", fontsize=8)
