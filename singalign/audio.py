@@ -168,3 +168,35 @@ def frame_windows(n_frames: int, window: int, overlap: int = 0) -> list[tuple[in
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[-1] if text else type(exc).__name__)[:200]
+
+
+@dataclass(frozen=True)
+class Window:
+    """One model window over a song: frames ``[start, stop)`` are fed, ``[keep_lo, keep_hi)`` kept.
+
+    Consecutive windows overlap; each keeps the centre of its overlaps (all of it at the song's
+    ends), so the kept ranges tile the song exactly once.
+    """
+
+    start: int
+    stop: int
+    keep_lo: int
+    keep_hi: int
+
+
+def window_batches(n_frames: int, window: int, overlap: int, batch: int) -> list[list[Window]]:
+    """The overlapping windows of a song, grouped into batches of equal-length windows.
+
+    Only windows of equal length share a batch: a padded batch sends packed BiLSTMs down a
+    per-step path on the CPU, several times slower (only the last window is shorter).
+    """
+    half = overlap // 2
+    groups: list[list[Window]] = []
+    for a, b in frame_windows(n_frames, window, overlap):
+        w = Window(a, b, a + (half if a > 0 else 0), b - (half if b < n_frames else 0))
+        g = groups[-1] if groups else None
+        if g and len(g) < batch and g[0].stop - g[0].start == b - a:
+            g.append(w)
+        else:
+            groups.append([w])
+    return groups

@@ -110,36 +110,19 @@ class Embedder:
         """The encoder output of a whole song: (2, F, T) features -> torch (ceil(T/2), D)."""
         import torch
 
-        from singalign.audio import frame_windows
+        from singalign.audio import window_batches
 
         o = self.options
-        total = feats.shape[-1]
-        windows = frame_windows(total, o.window_frames, o.overlap_frames)
-        half, d = o.overlap_frames // 2, C.CTC_DOWNSAMPLE
-        # Batch only windows of equal length: a packed BiLSTM over unequal lengths falls back to a
-        # per-step loop on the CPU (about 10 times slower), and only the last window is shorter.
-        groups: list[list[tuple[int, int]]] = []
-        for w in windows:
-            if (
-                groups
-                and len(groups[-1]) < o.batch_windows
-                and groups[-1][0][1] - groups[-1][0][0] == w[1] - w[0]
-            ):
-                groups[-1].append(w)
-            else:
-                groups.append([w])
+        d = C.CTC_DOWNSAMPLE
         pieces = []
-        for group in groups:
-            width = group[0][1] - group[0][0]
-            x = np.stack([feats[..., a:b] for a, b in group]).astype(np.float32, copy=False)
-            lengths = torch.full((len(group),), width, device=o.device)
+        # the same windows and kept ranges as Transcriber.run_model
+        for group in window_batches(feats.shape[-1], o.window_frames, o.overlap_frames, o.batch_windows):
+            x = np.stack([feats[..., w.start : w.stop] for w in group]).astype(np.float32, copy=False)
+            lengths = torch.full((len(group),), x.shape[-1], device=o.device)
             with torch.no_grad(), capture_encoding(self.model) as box:
                 self.model(torch.from_numpy(x).to(o.device), lengths)
-            for i, (a, b) in enumerate(group):
-                # the centre of each overlap, on the CTC grid, exactly as Transcriber.run_model
-                lo = a + (half if a > 0 else 0)
-                hi = b - (half if b < total else 0)
-                lo2, a2, hi2 = lo // d, a // d, (hi + 1) // d
+            for i, w in enumerate(group):
+                lo2, a2, hi2 = w.keep_lo // d, w.start // d, (w.keep_hi + 1) // d
                 pieces.append(box["h"][i, lo2 - a2 : hi2 - a2])
         return torch.cat(pieces, dim=0)
 

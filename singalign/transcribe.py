@@ -141,12 +141,10 @@ class Transcriber:
         """
         import torch
 
-        from singalign.audio import frame_windows
+        from singalign.audio import window_batches
 
         o = self.options
         total = feats.shape[-1]
-        windows = frame_windows(total, o.window_frames, o.overlap_frames)
-        half = o.overlap_frames // 2
         cfg = self.model.cfg
         out: dict[str, np.ndarray] = {}
         if cfg.has_pitch_onset:
@@ -154,29 +152,14 @@ class Transcriber:
             out["onset_probs"] = np.zeros(total, np.float32)
         if cfg.has_lyrics:
             out["char_log_probs"] = np.zeros(((total + 1) // 2, cfg.n_vocab), np.float32)
-        # batch only windows of equal length: a padded batch sends the LSTMs down a slow path
-        groups: list[list[tuple[int, int]]] = []
-        for w in windows:
-            if (
-                groups
-                and len(groups[-1]) < o.batch_windows
-                and groups[-1][0][1] - groups[-1][0][0] == w[1] - w[0]
-            ):
-                groups[-1].append(w)
-            else:
-                groups.append([w])
-        for group in groups:
-            width = max(b - a for a, b in group)
-            x = np.zeros((len(group), *feats.shape[:2], width), np.float32)
-            for i, (a, b) in enumerate(group):
-                x[i, ..., : b - a] = feats[..., a:b]
-            lengths = torch.tensor([b - a for a, b in group])
+        d = C.CTC_DOWNSAMPLE
+        for group in window_batches(total, o.window_frames, o.overlap_frames, o.batch_windows):
+            x = np.stack([feats[..., w.start : w.stop] for w in group]).astype(np.float32, copy=False)
+            lengths = torch.full((len(group),), x.shape[-1])
             with torch.no_grad():
                 res = self.model(torch.from_numpy(x).to(o.device), lengths.to(o.device))
-            for i, (a, b) in enumerate(group):
-                # keep the centre of each overlap: [a + half, b - half), except at the song's ends
-                lo = a + (half if a > 0 else 0)
-                hi = b - (half if b < total else 0)
+            for i, w in enumerate(group):
+                a, lo, hi = w.start, w.keep_lo, w.keep_hi
                 if "pitch_logits" in res:
                     out["pitch_probs"][lo:hi] = (
                         res["pitch_logits"][i, lo - a : hi - a].softmax(-1).cpu().numpy()
@@ -185,7 +168,6 @@ class Transcriber:
                         torch.sigmoid(res["onset_logits"][i, lo - a : hi - a]).cpu().numpy()
                     )
                 if "char_logits" in res:
-                    d = C.CTC_DOWNSAMPLE
                     lo2, a2, hi2 = lo // d, a // d, (hi + 1) // d
                     out["char_log_probs"][lo2:hi2] = (
                         res["char_logits"][i, lo2 - a2 : hi2 - a2].log_softmax(-1).cpu().numpy()

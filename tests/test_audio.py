@@ -85,3 +85,14 @@ def test_frame_windows_cover_everything():
     w = frame_windows(2500, 1000, overlap=200)
     assert w[0] == (0, 1000) and w[1] == (800, 1800) and w[-1][1] == 2500
     assert frame_windows(0, 1000) == [] and frame_windows(10, 1000, 200) == [(0, 10)]
+
+
+def test_window_batches_keep_ranges_tile_the_song():
+    from singalign.audio import window_batches
+
+    for n in (1, 999, 1000, 1001, 2500, 10_001):
+        groups = window_batches(n, 1000, 200, 4)
+        kept = [w for g in groups for w in g]
+        assert kept[0].keep_lo == 0 and kept[-1].keep_hi == n
+        assert all(a.keep_hi == b.keep_lo for a, b in zip(kept, kept[1:]))
+        assert all(len({w.stop - w.start for w in g}) == 1 and len(g) <= 4 for g in groups)
