@@ -52,6 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"song: {args.song} ({result.duration:.1f} s)")
     print("lyrics:")
     print("  " + (result.text.replace("\n", "\n  ") if result.text else "(none)"))
+    ref = Path(args.song).with_suffix(".lyrics.txt")
+    if ref.exists():
+        from singalign.metrics import error_rates
+
+        rates = error_rates([ref.read_text(encoding="utf-8")], [result.text])
+        print("reference lyrics:")
+        print("  " + ref.read_text(encoding="utf-8").strip().replace("\n", "\n  "))
+        print(f"WER {rates['wer']:.1%}, CER {rates['cer']:.1%} (this one song; synthetic singing)")
     print(f"notes: {len(result.notes)} (first 10: onset s, offset s, pitch, lyric)")
     for n in result.notes[:10]:
         print(f"  {n.onset:7.2f} {n.offset:7.2f}  {note_name(n.pitch):4s} {n.lyric}")
