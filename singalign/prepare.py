@@ -7,7 +7,8 @@ falls in shard i of n), so a cluster can split them and ``finalize`` gathers the
 Layout of a prepared folder (read by ``singalign.data.prepared.PreparedSet``)::
 
     OUT/items/<key>.npz         features (2, 80, T), pitch (T,), onset (T,), targets (S,)
-    OUT/items/<key>.json        the items.jsonl entry of that npz (written last: marks it done)
+    OUT/items/<key>.json        the items.jsonl entry of that npz
+    OUT/items/<record>.done     written after all of a record's items: the record is done
     OUT/items.jsonl             all entries, written by ``finalize``
 """
 
@@ -131,7 +132,7 @@ def prepare_records(
     written = 0
     for audio in tqdm(files, desc="features", unit="file", disable=not progress):
         recs = by_file[audio]
-        if all((items_dir / f"{file_key(r)}.json").exists() for r in recs):
+        if all(_done_marker(items_dir, r).exists() for r in recs):
             continue
         try:
             mix = load_audio(audio, cfg.features.sample_rate)
@@ -148,7 +149,7 @@ def prepare_records(
             vocals = load_audio(vp, cfg.features.sample_rate)
         feats = None
         for r in recs:
-            if (items_dir / f"{file_key(r)}.json").exists():
+            if _done_marker(items_dir, r).exists():
                 continue
             if (
                 r.kind == "speech"
@@ -194,11 +195,16 @@ def prepare_records(
                 )
             for e in entries:
                 write_json(items_dir / f"{Path(e['file']).stem}.json", e, indent=None)
-            # a record that produced no segment is marked done too, so a resumed run skips it
-            if not entries:
-                write_json(items_dir / f"{file_key(r)}.json", {"id": r.id, "skipped": True}, indent=None)
+            # written last: the record (all its segments, or none kept) is done; a resumed run skips it
+            write_json(
+                _done_marker(items_dir, r), {"id": r.id, "items": [e["id"] for e in entries]}, indent=None
+            )
             written += len(entries)
     return written
+
+
+def _done_marker(items_dir: Path, record: Record) -> Path:
+    return items_dir / f"{file_key(record)}.done"
 
 
 def finalize(out_dir: str | os.PathLike[str]) -> int:
@@ -207,9 +213,7 @@ def finalize(out_dir: str | os.PathLike[str]) -> int:
 
     entries = []
     for f in sorted((Path(out_dir) / "items").glob("*.json")):
-        e = json.loads(f.read_text(encoding="utf-8"))
-        if not e.get("skipped"):
-            entries.append(e)
+        entries.append(json.loads(f.read_text(encoding="utf-8")))
     entries.sort(key=lambda e: e["id"])
     write_items(out_dir, entries)
     return len(entries)

@@ -1,0 +1,99 @@
+"""The recipe chain on tiny synthetic corpora, through the real readers and the recipe scripts."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+
+def _run(*args, timeout=600):
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_chain_on_tiny_synthetic_corpora(tmp_path):
+    w = tmp_path
+    cli = ["-m", "singalign.cli"]
+    _run(
+        *cli,
+        "synth",
+        "songs",
+        "--out",
+        str(w / "songs"),
+        "--n",
+        "2",
+        "--seed",
+        "5",
+        "--split",
+        "train",
+        "--seconds",
+        "12",
+        "16",
+        "--workers",
+        "2",
+    )
+    _run(*cli, "synth", "speech", "--out", str(w / "speech"), "--n", "4", "--seed", "5", "--split", "train-clean", "--utterances-per-chapter", "4", "--workers", "1")  # fmt: skip
+    _run(
+        "recipes/manifest.py",
+        "--corpus",
+        "dali",
+        "--root",
+        str(w / "songs/dali"),
+        "--split",
+        "train",
+        "--out",
+        str(w / "m/songs.jsonl"),
+    )
+    _run(
+        "recipes/manifest.py",
+        "--corpus",
+        "librispeech",
+        "--root",
+        str(w / "speech"),
+        "--out",
+        str(w / "m/speech.jsonl"),
+    )
+    _run(
+        "recipes/manifest.py",
+        "--corpus",
+        "jamendo",
+        "--root",
+        str(w / "songs/jamendo"),
+        "--out",
+        str(w / "m/jamendo.jsonl"),
+    )
+    songs = [json.loads(x) for x in (w / "m/songs.jsonl").read_text().splitlines()]
+    jam = [json.loads(x) for x in (w / "m/jamendo.jsonl").read_text().splitlines()]
+    assert len(songs) == 2 and len(jam) == 2 and all(s["notes"] and s["words"] for s in songs)
+    assert [len(s["words"]) for s in songs] == [len(j["words"]) for j in jam]  # the two layouts agree
+    out = _run(
+        "recipes/features.py",
+        "--manifest",
+        str(w / "m/songs.jsonl"),
+        str(w / "m/speech.jsonl"),
+        "--out",
+        str(w / "prep"),
+    )
+    items = [json.loads(x) for x in (w / "prep/items.jsonl").read_text().splitlines()]
+    assert {i["kind"] for i in items} == {"song", "speech"} and all(i["n_frames"] <= 1000 for i in items)
+    # resumable: a second run writes nothing new
+    assert "0 new items" in _run(
+        "recipes/features.py", "--manifest", str(w / "m/songs.jsonl"), "--out", str(w / "prep")
+    )
+    assert "new items" in out
+    _run("recipes/train.py", "--train", str(w / "prep"), "--valid", str(w / "prep"), "--out", str(w / "run"), "--preset", "tiny",
+         "--mode", "multitask", "--epochs", "2", "--batch-size", "4", "--speech-per-batch", "1")  # fmt: skip
+    hist = [json.loads(x) for x in (w / "run/history.jsonl").read_text().splitlines()]
+    assert len(hist) == 2 and "valid_wer" in hist[-1] and "valid_pitch_frame_error" in hist[-1]
+    _run("recipes/evaluate.py", "--manifest", str(w / "m/songs.jsonl"), "--bundle", str(w / "run/best"), "--greedy", "--no-separation", "--out", str(w / "eval"))  # fmt: skip
+    summary = json.loads((w / "eval/summary.json").read_text())
+    assert (
+        summary["n_items"] == 2
+        and 0 <= summary["cer"]
+        and set(summary["notes"]) == {"COn", "COnP", "COnPOff"}
+    )
+    assert "Table 1" in (w / "eval/tables.txt").read_text()
