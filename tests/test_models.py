@@ -82,3 +82,16 @@ def test_multitask_gradients_flow_from_ctc_into_pitch_network():
 def test_config_round_trip():
     cfg = preset("small", "oracle")
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_rnn_block_equals_packed_bilstm_for_unequal_lengths():
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from singalign.models.blocks import RNNBlock
+
+    torch.manual_seed(0)
+    block = RNNBlock(20, 16).eval()
+    x, lengths = torch.randn(3, 50, 20), torch.tensor([50, 31, 7])
+    packed = pack_padded_sequence(block.norm(x), lengths, batch_first=True, enforce_sorted=False)
+    ref, _ = pad_packed_sequence(block.lstm(packed)[0], batch_first=True, total_length=50)
+    torch.testing.assert_close(block(x, lengths), ref, atol=1e-6, rtol=1e-5)
