@@ -27,7 +27,9 @@ def main(argv=None) -> int:
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--bundle", help="use the separator this bundle names")
     src.add_argument("--umxhq", help="path of umxhq's vocals-b62c91ce.pth")
-    src.add_argument("--separator", help="a folder from recipes/train_separator.py (separator.json + vocals.pth)")
+    src.add_argument(
+        "--separator", help="a folder from recipes/train_separator.py (separator.json + vocals.pth)"
+    )
     ap.add_argument("--out", required=True, help="cache folder for the vocals")
     ap.add_argument("--shard", default=None, help="i/n: process shard i of n (0-based)")
     ap.add_argument("--device", default="cpu")

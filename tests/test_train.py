@@ -135,5 +135,8 @@ def test_single_kind_batches_are_bucketed_by_length():
     entries = [{"kind": "speech", "n_frames": int(n)} for n in rng.integers(50, 800, 400)]
     batches = epoch_batches(entries, 16, 0, seed=3, epoch=0)
     assert sorted(i for b in batches for i in b) == list(range(400))  # every item once
-    waste = sum(max(entries[i]["n_frames"] for i in b) * len(b) - sum(entries[i]["n_frames"] for i in b) for b in batches)
+    waste = sum(
+        max(entries[i]["n_frames"] for i in b) * len(b) - sum(entries[i]["n_frames"] for i in b)
+        for b in batches
+    )
     assert waste / sum(e["n_frames"] for e in entries) < 0.1
