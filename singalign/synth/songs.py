@@ -29,6 +29,7 @@ import numpy as np
 
 from singalign.errors import SingalignError
 from singalign.files import write_json, write_jsonl
+from singalign.synth.text import SplitDefaults
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ TESSITURA = 12
 
 
 @dataclass(frozen=True)
-class SongConfig:
+class SongConfig(SplitDefaults):
     """Knobs of a song set (defaults: 20-40 s songs, every style, clearly audible vocals).
 
     Attributes:
@@ -72,16 +73,6 @@ class SongConfig:
     reverb_probability: float = 0.5
     vocab_size: int | None = 2000
     melisma_rate: float = 0.12
-
-    @property
-    def portion(self) -> str:
-        if self.text_portion is not None:
-            return self.text_portion
-        return "train" if self.split.startswith("train") else "heldout"
-
-    @property
-    def pool(self) -> str:
-        return self.voice_pool if self.voice_pool is not None else self.portion
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -24,6 +24,7 @@ import numpy as np
 from singalign.constants import SAMPLE_RATE
 from singalign.errors import SingalignError
 from singalign.files import write_text
+from singalign.synth.text import SplitDefaults
 
 #: Pitch/rate settings per timbre: each timbre yields this many speakers.
 VARIANTS_PER_TIMBRE = 3
@@ -31,7 +32,7 @@ ENGINES = ("espeak", "festival")
 
 
 @dataclass(frozen=True)
-class SpeechConfig:
+class SpeechConfig(SplitDefaults):
     """Knobs of a speech set.
 
     Attributes:
@@ -54,16 +55,6 @@ class SpeechConfig:
     chapters_per_speaker: int = 2
     vocab_size: int | None = 2000
     words: tuple[int, int] = (4, 30)
-
-    @property
-    def portion(self) -> str:
-        if self.text_portion is not None:
-            return self.text_portion
-        return "train" if self.split.startswith("train") else "heldout"
-
-    @property
-    def pool(self) -> str:
-        return self.voice_pool if self.voice_pool is not None else self.portion
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -264,3 +264,23 @@ def lyric_lines(
                 ):
                     out.append(LyricLine(line, s.portion, s.index))
     return tuple(out)
+
+
+class SplitDefaults:
+    """The split rule shared by the song and speech configs: a split whose name starts with
+    "train" takes the train text portion and train voices; any other split the held-out ones.
+    Needs ``split``, ``text_portion`` and ``voice_pool`` fields on the dataclass using it."""
+
+    split: str
+    text_portion: str | None
+    voice_pool: str | None
+
+    @property
+    def portion(self) -> str:
+        if self.text_portion is not None:
+            return self.text_portion
+        return "train" if self.split.startswith("train") else "heldout"
+
+    @property
+    def pool(self) -> str:
+        return self.voice_pool if self.voice_pool is not None else self.portion
