@@ -6,7 +6,8 @@ too: they are drawn from a generator seeded by (seed, epoch, batch)), an atomic 
 the model, optimizer, scheduler and RNG states and the position in the epoch (a killed run resumes
 exactly), validation each epoch with early stopping, ``history.jsonl``, the best model exported as
 a bundle (``OUT/best``: the ALT weights + the head, see ``singalign.models.heads``), and DDP under
-``torchrun`` (it reuses ``singalign.train``'s checkpoint, RNG and distributed helpers).
+``torchrun``. The epoch loop itself is ``singalign.train.EpochLoop``, the one ``fit`` runs; this
+module gives it the heads' batches, loss, validation and export.
 
 Modes:
     ``frozen``: the ALT bundle's weights stay fixed. Its encoder output for every item is computed
@@ -23,7 +24,6 @@ same song are positives of each other in the tags space, equal texts in both (``
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -216,10 +216,8 @@ class _HeadsStep:
 
     def __call__(self, net_alt, batch, texts, device) -> dict:
         """``net_alt``: the ALT model or its DDP wrapper (joint mode); None in frozen mode."""
-        import torch
-
         from singalign.embed import capture_encoding
-        from singalign.models.losses import joint_loss
+        from singalign.train import batch_loss
 
         if self.alt is None:
             h, lengths = batch["h"].to(device), batch["h_lengths"].to(device)
@@ -227,15 +225,7 @@ class _HeadsStep:
             terms["loss"] = sum(self.weights[s] * v for s, v in terms.items())
             return terms
         with capture_encoding(self.alt) as box:
-            out = net_alt(
-                batch["features"].to(device),
-                batch["lengths"].to(device),
-                pitch_target=batch["pitch"].to(device),
-                onset_target=batch["onset"].to(device),
-                po_gate=batch["has_notes"].to(device).float(),
-            )
-        tensors = {k: v.to(device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
-        terms = joint_loss(out, tensors, self.cfg.loss)
+            out, terms = batch_loss(net_alt, batch, self.cfg.loss, device)
         con = _contrastive_terms(self.head, box["h"], out["ctc_lengths"], texts, self.weights)
         terms.update(con)
         terms["loss"] = terms["loss"] + sum(self.weights[s] * v for s, v in con.items())
@@ -276,29 +266,17 @@ def fit_heads(
         progress: progress bars (rank 0 only).
     """
     import torch
-    from tqdm import tqdm
 
     from singalign.bundle import Bundle
     from singalign.data.prepared import epoch_batches
-    from singalign.files import write_json, write_jsonl
+    from singalign.files import write_json
     from singalign.library import bundle_fingerprint
     from singalign.models.heads import AudioTextHead, head_config_for, save_with_head
     from singalign.textsample import load_metadata, tag_vocabulary
-    from singalign.train import (
-        load_checkpoint,
-        pick_device,
-        rng_state,
-        save_checkpoint,
-        set_rng_state,
-        setup_distributed,
-    )
+    from singalign.train import EpochLoop, init_device, warmup_schedule
 
     t0 = time.time()
-    device_type = (
-        "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
-    )
-    dist_info = setup_distributed(device_type)
-    device = pick_device(cfg.device, dist_info)
+    dist_info, device = init_device(cfg.device)
     out = Path(cfg.out_dir)
     bundle = Bundle.load(cfg.bundle)
     head_cfg = head_config_for(bundle, cfg.head)
@@ -351,18 +329,8 @@ def fit_heads(
     if alt is not None:
         groups.append({"params": list(alt.parameters()), "lr": cfg.alt_lr})
     opt = torch.optim.AdamW(groups, weight_decay=0.0)
-    warm = max(1, cfg.warmup_steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm))
-
-    state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best": None, "bad_epochs": 0, "history": []}
-    ckpt_path = out / "checkpoint.pt"
-    if ckpt_path.exists():
-        ck = load_checkpoint(ckpt_path)
-        module.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        set_rng_state(ck["rng"])
-        state = {k: ck[k] for k in state}
+    loop = EpochLoop(out, module, opt, warmup_schedule(opt, cfg.warmup_steps), dist_info, cfg, t0)
+    loop.resume()
 
     # DDP wraps the ALT model (joint mode), whose forward it sees; the head is called through its
     # own methods (embed_audio, embed_text), which DDP cannot hook, so its gradients are averaged
@@ -373,21 +341,15 @@ def fit_heads(
             alt, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
         )
     step_fn = _HeadsStep(cfg, head, alt)
+    texts = {i: e.get("text", "") for i, e in enumerate(train.items.entries)}
 
-    def checkpoint() -> None:
-        if dist_info.main:
-            save_checkpoint(
-                ckpt_path,
-                {
-                    "model": module.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "rng": rng_state(),
-                    **state,
-                },
-            )
+    def loss(epoch: int, index: int, items: list[int]) -> dict[str, Any]:
+        # a batch's texts are a function of (seed, epoch, batch, rank): a resumed run draws the same
+        rng = np.random.default_rng([cfg.seed, epoch, index, dist_info.rank])
+        batch_t = batch_texts(train, items, texts, cfg.text, rng)
+        return step_fn(net_alt, _collate(train, items, enc_train), batch_t, device)
 
-    def export(path: Path, record: dict[str, Any]) -> None:
+    def export_best(record: dict[str, Any], history: list[dict[str, Any]]) -> None:
         src = bundle
         if alt is not None:
             src = Bundle.from_model(alt, bundle.feature_config, separator=bundle.config.get("separator"),
@@ -397,94 +359,27 @@ def fit_heads(
             src.config["files"] = {
                 k: v for k, v in bundle.config.get("files", {}).items() if k != "model.safetensors"
             }
-        report = {"record": record, "history": state["history"], "config": cfg.to_dict()}
-        save_with_head(src, head, path, tag_vocab=tag_vocab, text_sample=cfg.text.to_dict(), report=report)
-
-    texts = {i: e.get("text", "") for i, e in enumerate(train.items.entries)}
-    stopped_early = killed = False
-    module.train()
-    while state["epoch"] < cfg.epochs and not killed:
-        epoch = state["epoch"]
-        batches = epoch_batches(
-            train.items.entries, cfg.batch_size, 0 if frozen else cfg.speech_per_batch, cfg.seed, epoch
+        report = {"record": record, "history": history, "config": cfg.to_dict()}
+        save_with_head(
+            src, head, out / "best", tag_vocab=tag_vocab, text_sample=cfg.text.to_dict(), report=report
         )
-        per_rank = len(batches) // dist_info.world or 1
-        mine = batches[dist_info.rank :: dist_info.world][:per_rank]
-        bar = tqdm(total=len(mine), initial=state["batch_in_epoch"], desc=f"epoch {epoch + 1}",
-                   disable=not (progress and dist_info.main), leave=False)  # fmt: skip
-        sums: dict[str, float] = {}
-        for b_idx in range(state["batch_in_epoch"], len(mine)):
-            idx = mine[b_idx]
-            rng = np.random.default_rng([cfg.seed, epoch, b_idx, dist_info.rank])
-            batch_t = batch_texts(train, idx, texts, cfg.text, rng)
-            terms = step_fn(net_alt, _collate(train, idx, enc_train), batch_t, device)
-            opt.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            if dist_info.world > 1:
-                _average_grads(head, dist_info.world)
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            state["step"] += 1
-            state["batch_in_epoch"] = b_idx + 1
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            bar.update(1)
-            bar.set_postfix(loss=f"{float(terms['loss'].detach()):.3f}")
-            if cfg.save_every_steps and state["step"] % cfg.save_every_steps == 0:
-                checkpoint()
-            if (stop_after_steps is not None and state["step"] >= stop_after_steps) or (
-                cfg.max_steps is not None and state["step"] >= cfg.max_steps
-            ):
-                killed = stop_after_steps is not None and state["step"] >= stop_after_steps
-                break
-        bar.close()
-        if killed:
-            checkpoint()
-            break
-        record: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "step": state["step"],
-            "seconds": round(time.time() - t0, 1),
-        }
-        record.update({f"train_{k}": v / max(1, len(mine)) for k, v in sums.items()})
-        stop = False
-        if dist_info.main:
-            if valid is not None and len(valid):
-                record.update(
-                    {
-                        f"valid_{k}": v
-                        for k, v in validate(cfg, head, alt, valid, enc_valid, tag_vocab, device).items()
-                    }
-                )
-                metric = record["valid_loss"]
-                if state["best"] is None or metric < state["best"]:
-                    state["best"], state["bad_epochs"] = metric, 0
-                    export(out / "best", record)
-                else:
-                    state["bad_epochs"] += 1
-                stop = state["bad_epochs"] >= cfg.patience
-            else:
-                export(out / "best", record)
-            state["history"].append(record)
-            write_jsonl(out / "history.jsonl", state["history"])
-            log.info("epoch %d: %s", epoch + 1, json.dumps(record))
-        if dist_info.world > 1:
-            flag = torch.tensor([1 if stop else 0])
-            torch.distributed.broadcast(flag, src=0)
-            stop = bool(flag.item())
-        state["epoch"], state["batch_in_epoch"] = epoch + 1, 0
-        checkpoint()
-        if stop:
-            stopped_early = True
-            break
-        if cfg.max_steps is not None and state["step"] >= cfg.max_steps:
-            break
-    if dist_info.world > 1:
-        torch.distributed.barrier()
+
+    def validate_epoch() -> dict[str, float]:
+        return validate(cfg, head, alt, valid, enc_valid, tag_vocab, device)
+
+    speech = 0 if frozen else cfg.speech_per_batch
+    res = loop.run(
+        batches=lambda epoch: epoch_batches(train.items.entries, cfg.batch_size, speech, cfg.seed, epoch),
+        loss=loss,
+        validate=validate_epoch if valid is not None and len(valid) else None,
+        metric="loss",
+        export_best=export_best,
+        after_backward=(lambda: _average_grads(head, dist_info.world)) if dist_info.world > 1 else None,
+        stop_after_steps=stop_after_steps,
+        progress=progress,
+    )
     return HeadFitResult(
-        state["epoch"], state["step"], state["best"], stopped_early, time.time() - t0, str(out), head
+        res.epochs, res.steps, res.best_metric, res.stopped_early, res.seconds, res.out_dir, head
     )
 
 

@@ -88,22 +88,12 @@ class Embedder:
 
     # -- audio ---------------------------------------------------------------------------------
     def load_features(self, path: str | os.PathLike[str]) -> np.ndarray:
-        """(2, n_mels, T) features of an audio file; AudioError naming the file if unusable."""
-        from singalign.audio import check_not_silent, load_audio
+        """(2, n_mels, T) features of an audio file (the transcriber's input stage, then log-mel);
+        AudioError naming the file if unusable."""
         from singalign.features import stack_features
+        from singalign.transcribe import load_vocals_and_mix
 
-        sr = self.features.sample_rate
-        if self.separator is None:
-            mix = load_audio(path, sr)
-            check_not_silent(mix, path)
-            return stack_features(mix, mix, self.features)
-        import soxr
-
-        sep_sr = self.separator.cfg.sample_rate
-        stereo = load_audio(path, sep_sr, mono=False)
-        check_not_silent(stereo, path)
-        mix = soxr.resample(stereo.mean(axis=0), sep_sr, sr).astype(np.float32)
-        vocals = soxr.resample(self.separator(stereo).mean(axis=0), sep_sr, sr).astype(np.float32)[: len(mix)]
+        vocals, mix, _ = load_vocals_and_mix(path, self.features, self.separator)
         return stack_features(vocals, mix, self.features)
 
     def encode(self, feats: np.ndarray):

@@ -1,9 +1,11 @@
 """One training loop for every stage (pretrain on speech, fine-tune on songs + speech, any mode).
 
-The same code runs alone or under ``torchrun`` (DistributedDataParallel; gloo on CPU, nccl on
-CUDA). Each epoch's batches are a pure function of (seed, epoch), and a checkpoint holds the
-model, optimizer, scheduler and RNG states and the position within the epoch, so a run that is
-killed and resumed ends with exactly the weights of one that never stopped.
+``EpochLoop`` is that loop: ``fit`` (the ALT models) and ``singalign.contrastive_train.fit_heads``
+(the audio-text heads) give it their batches, loss, validation and export. The same code runs
+alone or under ``torchrun`` (DistributedDataParallel; gloo on CPU, nccl on CUDA). Each epoch's
+batches are a pure function of (seed, epoch), and a checkpoint holds the model, optimizer,
+scheduler and RNG states and the position within the epoch, so a run that is killed and resumed
+ends with exactly the weights of one that never stopped.
 
 Checkpoints are written atomically (temporary name, then rename) and loaded with
 ``weights_only=True``; the best model so far is exported as a bundle (``OUT/best``).
@@ -17,6 +19,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -179,6 +182,43 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+# ----------------------------------------------------------------------------- a batch through the model
+
+
+def forward_batch(net, batch: dict[str, Any], device) -> dict[str, Any]:
+    """The ALT model (or its DDP wrapper) on a collated batch (``singalign.data.prepared.collate``).
+
+    The pitch/onset targets are passed (oracle-mode models feed them to the lyrics CRNN) and
+    ``po_gate`` is the batch's ``has_notes``: for items without notes (speech) the lyrics CRNN gets
+    zeros in place of pitch/onset.
+    """
+    return net(
+        batch["features"].to(device),
+        batch["lengths"].to(device),
+        pitch_target=batch["pitch"].to(device),
+        onset_target=batch["onset"].to(device),
+        po_gate=batch["has_notes"].to(device).float(),
+    )
+
+
+def batch_loss(
+    net, batch: dict[str, Any], loss_cfg: LossConfig, device, amp: bool = False
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``forward_batch`` (in float16 autocast if ``amp``), then the joint ALT loss on the batch.
+
+    Returns:
+        (the model's outputs, the loss terms: ``joint_loss``'s, the total under ``"loss"``).
+    """
+    import torch
+
+    from singalign.models.losses import joint_loss
+
+    with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+        outputs = forward_batch(net, batch, device)
+    tensors = {k: v.to(device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+    return outputs, joint_loss(outputs, tensors, loss_cfg)
+
+
 # ----------------------------------------------------------------------------- evaluation
 
 
@@ -199,13 +239,7 @@ def evaluate(model, data, cfg: TrainConfig, device) -> dict[str, float]:
     with torch.no_grad():
         for start in range(0, len(data), cfg.valid_batch_size):
             batch = collate([data[i] for i in range(start, min(start + cfg.valid_batch_size, len(data)))])
-            out = model(
-                batch["features"].to(device),
-                batch["lengths"].to(device),
-                pitch_target=batch["pitch"].to(device),
-                onset_target=batch["onset"].to(device),
-                po_gate=batch["has_notes"].to(device).float(),
-            )
+            out = forward_batch(model, batch, device)
             if "char_logits" in out:
                 logp = out["char_logits"].float().log_softmax(-1).cpu().numpy()
                 for i, n in enumerate(out["ctc_lengths"].tolist()):
@@ -231,7 +265,279 @@ def evaluate(model, data, cfg: TrainConfig, device) -> dict[str, float]:
     return result
 
 
-# ----------------------------------------------------------------------------- the loop
+# ----------------------------------------------------------------------------- the epoch loop
+
+
+def init_device(name: str) -> tuple[_Dist, Any]:
+    """Join the ``torchrun`` process group if there is one; returns (``_Dist``, this rank's device)."""
+    import torch
+
+    device_type = "cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu"
+    dist_info = setup_distributed(device_type)
+    return dist_info, pick_device(name, dist_info)
+
+
+def warmup_schedule(opt, warmup_steps: int) -> Any:
+    """A linear learning-rate warm-up over ``warmup_steps`` optimizer steps, then constant."""
+    import torch
+
+    warm = max(1, warmup_steps)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm))
+
+
+@dataclass
+class EpochLoop:
+    """The epoch loop of every training run (``fit`` here, ``contrastive_train.fit_heads``).
+
+    What a stage computes comes in as callables (``run``); the loop owns the rest: the optimizer
+    step, the position within the epoch, the kill/``max_steps``/early-stopping rules, atomic
+    checkpoints (``OUT/checkpoint.pt``), the per-epoch record in ``OUT/history.jsonl`` and the export
+    of the best model. A checkpoint holds ``model``, ``optimizer``, ``scheduler``, ``scaler`` (when
+    a scaler is given), ``rng`` and the loop state: ``epoch``, ``batch_in_epoch``, ``step``, ``best``,
+    ``bad_epochs``, ``history``.
+
+    Attributes:
+        out: the run folder.
+        model: the module saved as ``model`` in the checkpoint and whose gradients are clipped
+            (not a DDP wrapper: the stage's ``loss`` calls the wrapper).
+        opt, sched: optimizer, and learning-rate scheduler stepped after every optimizer step.
+        dist: this process's rank and the world size.
+        cfg: the run's config; ``epochs``, ``max_steps``, ``patience``, ``grad_clip`` and
+            ``save_every_steps`` are read from it.
+        t0: the run's start (``time.time()``), for the records' ``seconds``.
+        scaler: a ``torch.amp.GradScaler`` (mixed precision), or None.
+    """
+
+    out: Path
+    model: Any
+    opt: Any
+    sched: Any
+    dist: _Dist
+    cfg: Any
+    t0: float
+    scaler: Any = None
+    state: dict[str, Any] = field(
+        default_factory=lambda: dict(epoch=0, batch_in_epoch=0, step=0, best=None, bad_epochs=0, history=[])
+    )
+
+    def resume(self) -> bool:
+        """Load ``OUT/checkpoint.pt``, if it exists, into the model, optimizer, scheduler, RNGs and
+        loop state. Call it before the model is wrapped in DDP, so the wrapper starts from the
+        resumed weights. Returns whether there was a checkpoint."""
+        path = self.out / CHECKPOINT
+        if not path.exists():
+            return False
+        ck = load_checkpoint(path)
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["scheduler"])
+        if "scaler" in ck and self.scaler is not None and self.scaler.is_enabled():
+            self.scaler.load_state_dict(ck["scaler"])
+        set_rng_state(ck["rng"])
+        self.state = {k: ck[k] for k in self.state}
+        if self.dist.main:
+            log.info("resumed from %s at epoch %d, step %d", path, self.state["epoch"], self.state["step"])
+        return True
+
+    def checkpoint(self) -> None:
+        """Atomically write ``OUT/checkpoint.pt`` (rank 0)."""
+        if self.dist.main:
+            scaler = {} if self.scaler is None else {"scaler": self.scaler.state_dict()}
+            save_checkpoint(
+                self.out / CHECKPOINT,
+                {
+                    "model": self.model.state_dict(),
+                    "optimizer": self.opt.state_dict(),
+                    "scheduler": self.sched.state_dict(),
+                    **scaler,
+                    "rng": rng_state(),
+                    **self.state,
+                },
+            )
+
+    def _optimize(self, loss, after_backward: Callable[[], None] | None) -> None:
+        import torch
+
+        opt, scaler, clip = self.opt, self.scaler, self.cfg.grad_clip
+        opt.zero_grad(set_to_none=True)
+        (loss if scaler is None else scaler.scale(loss)).backward()
+        if after_backward is not None:
+            after_backward()
+        if clip:
+            if scaler is not None:
+                scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        if scaler is None:
+            opt.step()
+        else:
+            scaler.step(opt)
+            scaler.update()
+        self.sched.step()
+
+    def run(
+        self,
+        batches: Callable[[int], list[list[int]]],
+        loss: Callable[[int, int, list[int]], dict[str, Any]],
+        validate: Callable[[], dict[str, float]] | None,
+        metric: str,
+        export_best: Callable[[dict[str, Any], list[dict[str, Any]]], None],
+        after_backward: Callable[[], None] | None = None,
+        stop_after_steps: int | None = None,
+        progress: bool = True,
+    ) -> FitResult:
+        """Train from the current state until ``epochs``, ``max_steps``, early stopping or a kill.
+
+        Args:
+            batches: epoch -> that epoch's batches (lists of item indices) for all ranks together; a
+                pure function of the epoch, so a resumed run sees the same ones. Rank r takes every
+                world-th batch from the r-th, all ranks the same number.
+            loss: (epoch, batch index within the epoch, item indices) -> loss terms (scalar tensors)
+                with the total under ``"loss"``; each term's epoch mean is recorded as ``train_<name>``.
+            validate: () -> figures, run on rank 0 after each epoch and recorded as ``valid_<name>``;
+                None when there is nothing to validate on (the last model is then exported each epoch).
+            metric: the name in ``validate``'s figures to minimize (best model, early stopping).
+            export_best: (the epoch's record, the history before it) -> None; writes ``OUT/best``.
+            after_backward: run after each backward pass (e.g. averaging gradients DDP does not see).
+            stop_after_steps: stop (as if killed) once this many optimizer steps are done in total.
+            progress: show a progress bar (rank 0 only).
+
+        Returns:
+            FitResult whose ``model`` is ``self.model``.
+        """
+        self.model.train()
+        restore = self._catch_signals()
+        try:
+            return self._run(
+                batches, loss, validate, metric, export_best, after_backward, stop_after_steps, progress
+            )
+        finally:
+            restore()
+
+    # SIGTERM/SIGINT (Ctrl-C, a scheduler's preemption) end the run after the current step with a
+    # checkpoint, so the same command resumes it; a second signal is not caught again.
+    def _catch_signals(self) -> Callable[[], None]:
+        import signal
+        import threading
+
+        self._signal: int | None = None
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        old = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def handler(signum, _frame):
+            self._signal = signum
+            for sig, h in old.items():
+                signal.signal(sig, h)
+
+        for sig in old:
+            signal.signal(sig, handler)
+
+        def restore() -> None:
+            for sig, h in old.items():
+                signal.signal(sig, h)
+
+        return restore
+
+    def _signalled(self) -> bool:
+        """Whether a stop signal arrived (on any rank: every rank must stop at the same step)."""
+        flag = getattr(self, "_signal", None) is not None
+        if self.dist.world > 1:
+            import torch
+            import torch.distributed as dist
+
+            t = torch.tensor([1 if flag else 0])
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+            flag = bool(t.item())
+        if flag and self.dist.main:
+            log.warning(
+                "stop signal: checkpoint at step %d written to %s; run the same command again to resume",
+                self.state["step"],
+                self.out / CHECKPOINT,
+            )
+        return flag
+
+    def _run(self, batches, loss, validate, metric, export_best, after_backward, stop_after_steps, progress):
+        import torch
+        from tqdm import tqdm
+
+        from singalign.files import write_jsonl
+
+        cfg, state, d = self.cfg, self.state, self.dist
+        stopped_early = killed = False
+        while state["epoch"] < cfg.epochs and not killed:
+            epoch = state["epoch"]
+            every = batches(epoch)
+            mine = every[d.rank :: d.world][: len(every) // d.world or 1]
+            bar = tqdm(total=len(mine), initial=state["batch_in_epoch"], desc=f"epoch {epoch + 1}",
+                       disable=not (progress and d.main), leave=False)  # fmt: skip
+            sums: dict[str, float] = {}
+            for b_idx in range(state["batch_in_epoch"], len(mine)):
+                terms = loss(epoch, b_idx, mine[b_idx])
+                self._optimize(terms["loss"], after_backward)
+                state["step"] += 1
+                state["batch_in_epoch"] = b_idx + 1
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach())
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(terms['loss'].detach()):.3f}")
+                if cfg.save_every_steps and state["step"] % cfg.save_every_steps == 0:
+                    self.checkpoint()
+                killed = (
+                    stop_after_steps is not None and state["step"] >= stop_after_steps
+                ) or self._signalled()
+                if killed or (cfg.max_steps is not None and state["step"] >= cfg.max_steps):
+                    break
+            bar.close()
+            if killed:
+                self.checkpoint()
+                break
+            # ---- end of epoch (or of max_steps): validate, keep the best, checkpoint
+            record: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "step": state["step"],
+                "seconds": round(time.time() - self.t0, 1),
+            }
+            record.update({f"train_{k}": v / max(1, len(mine)) for k, v in sums.items()})
+            stop = False
+            if d.main:
+                if validate is not None:
+                    record.update({f"valid_{k}": v for k, v in validate().items()})
+                    value = record[f"valid_{metric}"]
+                    if state["best"] is None or value < state["best"]:
+                        state["best"], state["bad_epochs"] = value, 0
+                        export_best(record, state["history"])
+                    else:
+                        state["bad_epochs"] += 1
+                    stop = state["bad_epochs"] >= cfg.patience
+                else:
+                    export_best(record, state["history"])
+                state["history"].append(record)
+                write_jsonl(self.out / HISTORY, state["history"])
+                log.info("epoch %d: %s", epoch + 1, json.dumps(record))
+            if d.world > 1:
+                import torch.distributed as dist
+
+                flag = torch.tensor([1 if stop else 0])
+                dist.broadcast(flag, src=0)
+                stop = bool(flag.item())
+            state["epoch"], state["batch_in_epoch"] = epoch + 1, 0
+            self.checkpoint()
+            if stop:
+                stopped_early = True
+                break
+            if cfg.max_steps is not None and state["step"] >= cfg.max_steps:
+                break
+        if d.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+        seconds = time.time() - self.t0
+        return FitResult(
+            state["epoch"], state["step"], state["best"], stopped_early, seconds, str(self.out), self.model
+        )
+
+
+# ----------------------------------------------------------------------------- fit
 
 
 def _load_init_weights(model, bundle_dir: str) -> None:
@@ -258,20 +564,14 @@ def fit(cfg: TrainConfig, stop_after_steps: int | None = None, progress: bool = 
         best/ (a bundle of the best validation model, or of the last model without validation).
     """
     import torch
-    from tqdm import tqdm
 
     from singalign.bundle import Bundle
     from singalign.data.prepared import PreparedSet, collate, epoch_batches
-    from singalign.files import write_json, write_jsonl
+    from singalign.files import write_json
     from singalign.models import SingAlignModel
-    from singalign.models.losses import joint_loss
 
     t0 = time.time()
-    device_type = (
-        "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
-    )
-    dist_info = setup_distributed(device_type)
-    device = pick_device(cfg.device, dist_info)
+    dist_info, device = init_device(cfg.device)
     out = Path(cfg.out_dir)
     if dist_info.main:
         out.mkdir(parents=True, exist_ok=True)
@@ -289,24 +589,10 @@ def fit(cfg: TrainConfig, stop_after_steps: int | None = None, progress: bool = 
     if cfg.init_from:
         _load_init_weights(model, cfg.init_from)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, amsgrad=cfg.amsgrad)
-    warm = max(1, cfg.warmup_steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm))
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-
-    state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best": None, "bad_epochs": 0, "history": []}
-    ckpt_path = out / CHECKPOINT
-    if ckpt_path.exists():
-        ck = load_checkpoint(ckpt_path)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        if "scaler" in ck and use_amp:
-            scaler.load_state_dict(ck["scaler"])
-        set_rng_state(ck["rng"])
-        state = {k: ck[k] for k in state}
-        if dist_info.main:
-            log.info("resumed from %s at epoch %d, step %d", ckpt_path, state["epoch"], state["step"])
+    loop = EpochLoop(out, model, opt, warmup_schedule(opt, cfg.warmup_steps), dist_info, cfg, t0, scaler)
+    loop.resume()
 
     net = model
     if dist_info.world > 1:
@@ -314,126 +600,33 @@ def fit(cfg: TrainConfig, stop_after_steps: int | None = None, progress: bool = 
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
 
-    def checkpoint() -> None:
-        if dist_info.main:
-            save_checkpoint(
-                ckpt_path,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "rng": rng_state(),
-                    **state,
-                },
-            )
+    def loss(epoch: int, index: int, items: list[int]) -> dict[str, Any]:
+        return batch_loss(net, collate([train[i] for i in items]), cfg.loss, device, use_amp)[1]
 
-    def export(path: Path, report: dict[str, Any]) -> None:
-        Bundle.from_model(model, cfg.features, separator=cfg.separator, training=report).save(path)
+    def export_best(record: dict[str, Any], history: list[dict[str, Any]]) -> None:
+        report = _report(cfg, record, history, train, valid)
+        Bundle.from_model(model, cfg.features, separator=cfg.separator, training=report).save(out / "best")
 
-    stopped_early = killed = False
-    model.train()
-    while state["epoch"] < cfg.epochs and not killed:
-        epoch = state["epoch"]
-        batches = epoch_batches(train.entries, cfg.batch_size, cfg.speech_per_batch, cfg.seed, epoch)
-        per_rank = len(batches) // dist_info.world or 1
-        mine = batches[dist_info.rank :: dist_info.world][:per_rank]
-        bar = tqdm(
-            total=len(mine),
-            initial=state["batch_in_epoch"],
-            desc=f"epoch {epoch + 1}",
-            disable=not (progress and dist_info.main),
-            leave=False,
-        )
-        sums: dict[str, float] = {}
-        for b_idx in range(state["batch_in_epoch"], len(mine)):
-            batch = collate([train[i] for i in mine[b_idx]])
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                outputs = net(
-                    batch["features"].to(device),
-                    batch["lengths"].to(device),
-                    pitch_target=batch["pitch"].to(device),
-                    onset_target=batch["onset"].to(device),
-                    po_gate=batch["has_notes"].to(device).float(),
-                )
-            tensors = {k: v.to(device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
-            terms = joint_loss(outputs, tensors, cfg.loss)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(terms["loss"]).backward()
-            if cfg.grad_clip:
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            state["step"] += 1
-            state["batch_in_epoch"] = b_idx + 1
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            bar.update(1)
-            bar.set_postfix(loss=f"{terms['loss'].item():.3f}")
-            if cfg.save_every_steps and state["step"] % cfg.save_every_steps == 0:
-                checkpoint()
-            if (stop_after_steps is not None and state["step"] >= stop_after_steps) or (
-                cfg.max_steps is not None and state["step"] >= cfg.max_steps
-            ):
-                killed = stop_after_steps is not None and state["step"] >= stop_after_steps
-                break
-        bar.close()
-        if killed:
-            checkpoint()
-            break
-        n_batches = max(1, len(mine))
-        # ---- end of epoch (or of max_steps): validate, keep the best, checkpoint
-        record: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "step": state["step"],
-            "seconds": round(time.time() - t0, 1),
-        }
-        record.update({f"train_{k}": v / n_batches for k, v in sums.items()})
-        stop = False
-        if dist_info.main:
-            if valid is not None and len(valid):
-                record.update({f"valid_{k}": v for k, v in evaluate(model, valid, cfg, device).items()})
-                metric = record["valid_metric"]
-                if state["best"] is None or metric < state["best"]:
-                    state["best"], state["bad_epochs"] = metric, 0
-                    export(out / "best", _report(cfg, state, record, train, valid))
-                else:
-                    state["bad_epochs"] += 1
-                stop = state["bad_epochs"] >= cfg.patience
-            else:
-                export(out / "best", _report(cfg, state, record, train, valid))
-            state["history"].append(record)
-            write_jsonl(out / HISTORY, state["history"])
-            log.info("epoch %d: %s", epoch + 1, json.dumps(record))
-        if dist_info.world > 1:
-            import torch.distributed as dist
-
-            flag = torch.tensor([1 if stop else 0])
-            dist.broadcast(flag, src=0)
-            stop = bool(flag.item())
-        state["epoch"], state["batch_in_epoch"] = epoch + 1, 0
-        checkpoint()
-        if stop:
-            stopped_early = True
-            break
-        if cfg.max_steps is not None and state["step"] >= cfg.max_steps:
-            break
-    if dist_info.world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-    return FitResult(
-        state["epoch"], state["step"], state["best"], stopped_early, time.time() - t0, str(out), model
+    return loop.run(
+        batches=lambda epoch: epoch_batches(
+            train.entries, cfg.batch_size, cfg.speech_per_batch, cfg.seed, epoch
+        ),
+        loss=loss,
+        validate=(lambda: evaluate(model, valid, cfg, device)) if valid is not None and len(valid) else None,
+        metric="metric",
+        export_best=export_best,
+        stop_after_steps=stop_after_steps,
+        progress=progress,
     )
 
 
-def _report(cfg: TrainConfig, state: dict[str, Any], record: dict[str, Any], train, valid) -> dict[str, Any]:
-    """The training report stored in an exported bundle."""
+def _report(
+    cfg: TrainConfig, record: dict[str, Any], history: list[dict[str, Any]], train, valid
+) -> dict[str, Any]:
+    """The training report stored in an exported bundle (``history``: the records before ``record``)."""
     return {
         "epoch": record["epoch"],
-        "step": state["step"],
+        "step": record["step"],
         "train_items": len(train),
         "train_hours": round(
             sum(e["n_frames"] for e in train.entries)
@@ -443,6 +636,6 @@ def _report(cfg: TrainConfig, state: dict[str, Any], record: dict[str, Any], tra
         ),
         "valid_items": len(valid) if valid is not None else 0,
         "last": record,
-        "history": state["history"] + [record],
+        "history": history + [record],
         "config": replace(cfg).to_dict(),
     }

@@ -70,6 +70,43 @@ class StageTimes:
     decoding: float = 0.0
 
 
+def load_vocals_and_mix(
+    path: str | os.PathLike[str], features, separator=None, times: StageTimes | None = None
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The input stage of the models: an audio file -> (vocals, mixture) and its duration in s.
+
+    Args:
+        path: the audio file; AudioError naming it if it cannot be decoded or is silent.
+        features: the bundle's ``LogMelConfig``; both signals come out mono at its sample rate.
+        separator: the bundle's vocal separator (``separation.separator_from_bundle``), or None:
+            the mixture then stands in for the vocals.
+        times: if given, the seconds spent decoding and separating are added to its ``load`` and
+            ``separation``.
+    """
+    from singalign.audio import check_not_silent, load_audio
+
+    times = times if times is not None else StageTimes()
+    t = time.perf_counter()
+    sr = features.sample_rate
+    if separator is None:
+        mix = load_audio(path, sr)
+        check_not_silent(mix, path)
+        times.load += time.perf_counter() - t
+        return mix, mix, len(mix) / sr
+    import soxr
+
+    sep_sr = separator.cfg.sample_rate
+    stereo = load_audio(path, sep_sr, mono=False)
+    check_not_silent(stereo, path)
+    mix = soxr.resample(stereo.mean(axis=0), sep_sr, sr).astype(np.float32)
+    times.load += time.perf_counter() - t
+    t = time.perf_counter()
+    vocals = separator(stereo).mean(axis=0)
+    vocals = soxr.resample(vocals, sep_sr, sr).astype(np.float32)[: len(mix)]
+    times.separation += time.perf_counter() - t
+    return vocals, mix, len(mix) / sr
+
+
 class Transcriber:
     """Holds a loaded bundle (model, separator, decoder) and transcribes files with it."""
 
@@ -105,27 +142,7 @@ class Transcriber:
     # -- stages --------------------------------------------------------------------------------
     def load_inputs(self, path: str) -> tuple[np.ndarray, np.ndarray, float]:
         """(vocals, mixture) at the feature rate, mono, and the duration in seconds."""
-        from singalign.audio import check_not_silent, load_audio
-
-        t = time.perf_counter()
-        sr = self.features.sample_rate
-        if self.separator is None:
-            mix = load_audio(path, sr)
-            check_not_silent(mix, path)
-            self.times.load += time.perf_counter() - t
-            return mix, mix, len(mix) / sr
-        import soxr
-
-        sep_sr = self.separator.cfg.sample_rate
-        stereo = load_audio(path, sep_sr, mono=False)
-        check_not_silent(stereo, path)
-        mix = soxr.resample(stereo.mean(axis=0), sep_sr, sr).astype(np.float32)
-        self.times.load += time.perf_counter() - t
-        t = time.perf_counter()
-        vocals = self.separator(stereo).mean(axis=0)
-        vocals = soxr.resample(vocals, sep_sr, sr).astype(np.float32)[: len(mix)]
-        self.times.separation += time.perf_counter() - t
-        return vocals, mix, len(mix) / sr
+        return load_vocals_and_mix(path, self.features, self.separator, self.times)
 
     def run_model(
         self, feats: np.ndarray, progress: Callable[[int], None] | None = None
@@ -176,6 +193,21 @@ class Transcriber:
                 progress(len(group))
         return out
 
+    def posteriors(
+        self, path: str | os.PathLike[str], progress: Callable[[int], None] | None = None
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], float]:
+        """(features (2, n_mels, T), ``run_model``'s posteriors, duration in s) of one file."""
+        from singalign.features import stack_features
+
+        vocals, mix, duration = self.load_inputs(str(path))
+        t = time.perf_counter()
+        feats = stack_features(vocals, mix, self.features)
+        self.times.features += time.perf_counter() - t
+        t = time.perf_counter()
+        post = self.run_model(feats, progress)
+        self.times.model += time.perf_counter() - t
+        return feats, post, duration
+
     def __call__(
         self,
         path: str | os.PathLike[str],
@@ -189,17 +221,10 @@ class Transcriber:
         lines, timed by their words.
         """
         from singalign import decode
-        from singalign.features import stack_features
         from singalign.result import Frames, LineTiming, TranscriptionResult
 
         path = str(path)
-        vocals, mix, duration = self.load_inputs(path)
-        t = time.perf_counter()
-        feats = stack_features(vocals, mix, self.features)
-        self.times.features += time.perf_counter() - t
-        t = time.perf_counter()
-        post = self.run_model(feats, progress)
-        self.times.model += time.perf_counter() - t
+        feats, post, duration = self.posteriors(path, progress)
         t = time.perf_counter()
         text, words, notes = "", [], []
         if "char_log_probs" in post:

@@ -140,3 +140,28 @@ def test_single_kind_batches_are_bucketed_by_length():
         for b in batches
     )
     assert waste / sum(e["n_frames"] for e in entries) < 0.1
+
+
+def test_sigterm_ends_the_run_after_the_step_with_a_checkpoint(tmp_path):
+    import signal
+    from types import SimpleNamespace
+
+    from singalign.train import EpochLoop, _Dist, warmup_schedule
+
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    cfg = SimpleNamespace(epochs=5, max_steps=None, patience=10, grad_clip=None, save_every_steps=0)
+    loop = EpochLoop(tmp_path, model, opt, warmup_schedule(opt, 1), _Dist(0, 1, 0), cfg, 0.0)
+    x = torch.ones(4, 3)
+
+    def loss(epoch, b_idx, items):
+        if epoch == 1 and b_idx == 1:
+            signal.raise_signal(signal.SIGTERM)  # as `kill PID` or a cluster's preemption would
+        return {"loss": model(x).pow(2).mean()}
+
+    before = signal.getsignal(signal.SIGTERM)
+    res = loop.run(lambda e: [[0], [1], [2]], loss, None, "loss", lambda r, h: None, progress=False)
+    assert res.steps == 5 and res.epochs == 1  # stopped after the 2nd step of epoch 2, not killed
+    ck = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert (ck["step"], ck["epoch"], ck["batch_in_epoch"]) == (5, 1, 2)
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is given back
