@@ -4,7 +4,7 @@ Usage:
     python recipes/train.py --train PREP [PREP ...] --valid PREP --out RUN \
         [--preset paper|small] [--mode baseline|oracle|multitask|pitch_onset_only] \
         [--init-from BUNDLE] [--epochs 100] [--max-steps N] [--batch-size 16] [--speech-per-batch 4] \
-        [--lr 5e-4] [--patience 10] [--seed 0] [--separator-bundle BUNDLE]
+        [--lr 5e-4] [--patience 10] [--seed 0] [--separator-bundle BUNDLE | --separator SEP_DIR]
     python recipes/train.py --config RUN/train_config.json      # the same run again / resumed
 
     # several processes or machines (DistributedDataParallel; gloo on CPU, nccl on GPUs):
@@ -12,6 +12,8 @@ Usage:
 
 Re-running with the same --out resumes from RUN/checkpoint.pt exactly where it stopped.
 PREP folders are made by recipes/features.py. The best model is exported to RUN/best (a bundle).
+The separator named (default: none, the mixture in both channels) must be the one the PREP features
+were made with; the bundles name it so that inference separates the same way.
 """
 
 import argparse
@@ -19,6 +21,7 @@ import json
 import logging
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 from singalign.models import preset
 from singalign.train import TrainConfig, fit
@@ -41,6 +44,11 @@ def main(argv=None) -> int:
         "--separator-bundle",
         default=None,
         help="copy this bundle's separator entry into the exported bundles",
+    )
+    ap.add_argument(
+        "--separator",
+        default=None,
+        help="a folder from recipes/train_separator.py: the exported bundles name it as their separator",
     )
     for name, typ in [("epochs", int), ("max-steps", int), ("batch-size", int), ("speech-per-batch", int),
                       ("lr", float), ("warmup-steps", int), ("patience", int), ("seed", int), ("max-frames", int),
@@ -72,6 +80,10 @@ def main(argv=None) -> int:
         from singalign.bundle import Bundle
 
         updates["separator"] = Bundle.load(args.separator_bundle).config["separator"]
+    if args.separator:
+        sep_dir = Path(args.separator).resolve()
+        sep = json.loads((sep_dir / "separator.json").read_text())
+        updates["separator"] = {**sep, "kind": "umx", "weights": str(sep_dir / "vocals.pth")}
     for name in ("epochs", "max_steps", "batch_size", "speech_per_batch", "lr", "warmup_steps", "patience", "seed",
                  "max_frames", "save_every_steps", "device"):  # fmt: skip
         if getattr(args, name) is not None:

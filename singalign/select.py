@@ -94,3 +94,60 @@ def select_songs(
         if ok:
             kept.append(dataclasses.replace(r, pitch_shift=r.pitch_shift + shift))
     return kept, report
+
+
+FAULTS = ("shift", "melody", "time")
+
+
+def plant_faults(
+    records: list[Record], fraction: float, seed: int = 0
+) -> tuple[list[Record], dict[str, tuple[str, int]]]:
+    """Corrupt the annotations of a share of ``records``, to check the selection catches them.
+
+    Each chosen record gets one fault, in turn: ``shift`` (every note moved by a nonzero number of
+    semitones in -12..12: selection must find the opposite shift and keep the song), ``melody``
+    (every pitch replaced by a random one: must be dropped) or ``time`` (notes 300 ms late: must
+    be dropped).
+
+    Returns:
+        (records with the faults, {record id: (fault, planted shift or 0)}).
+    """
+    rng = np.random.default_rng(seed)
+    n = int(round(fraction * len(records)))
+    chosen = sorted(rng.choice(len(records), size=n, replace=False).tolist()) if n else []
+    out, planted = list(records), {}
+    for k, i in enumerate(chosen):
+        r = records[i]
+        fault = FAULTS[k % len(FAULTS)]
+        shift = 0
+        if fault == "shift":
+            shift = int(rng.choice([s for s in SHIFTS if s != 0]))
+            notes = [dataclasses.replace(x, pitch=x.pitch + shift) for x in r.notes]
+        elif fault == "melody":
+            notes = [dataclasses.replace(x, pitch=float(rng.integers(40, 80))) for x in r.notes]
+        else:
+            notes = [dataclasses.replace(x, onset=x.onset + 0.3, offset=x.offset + 0.3) for x in r.notes]
+        out[i] = dataclasses.replace(r, notes=tuple(notes))
+        planted[r.id] = (fault, shift)
+    return out, planted
+
+
+def fault_report(report: list[Selection], planted: dict[str, tuple[str, int]]) -> dict[str, float]:
+    """How well the selection caught planted faults: shares of each kind handled correctly.
+
+    A ``shift`` fault is caught when the song is kept with the opposite shift; ``melody`` and
+    ``time`` faults when the song is dropped; a clean song is handled correctly when kept with
+    shift 0.
+    """
+    ok: dict[str, list[bool]] = {"clean": [], **{f: [] for f in FAULTS}}
+    for s in report:
+        fault, shift = planted.get(s.id, ("clean", 0))
+        if fault == "shift":
+            ok[fault].append(s.kept and s.shift == -shift)
+        elif fault == "clean":
+            ok[fault].append(s.kept and s.shift == 0)
+        else:
+            ok[fault].append(not s.kept)
+    return {k: (float(np.mean(v)) if v else float("nan")) for k, v in ok.items()} | {
+        f"n_{k}": float(len(v)) for k, v in ok.items()
+    }

@@ -1,6 +1,7 @@
 """The recipe chain on tiny synthetic corpora, through the real readers and the recipe scripts."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -97,3 +98,20 @@ def test_chain_on_tiny_synthetic_corpora(tmp_path):
         and set(summary["notes"]) == {"COn", "COnP", "COnPOff"}
     )
     assert "Table 1" in (w / "eval/tables.txt").read_text()
+    # data selection with the trained (tiny) pitch model, with planted faults reported
+    out = _run("recipes/select.py", "--manifest", str(w / "m/songs.jsonl"), "--bundle", str(w / "run/best"),
+               "--out", str(w / "m/selected.jsonl"), "--no-separation", "--plant", "0.5", "--threshold", "1.0")  # fmt: skip
+    report = [json.loads(x) for x in (w / "m/selected.report.jsonl").read_text().splitlines()]
+    assert len(report) == 2 and all(len(r["errors"]) == 25 for r in report)
+    assert "2/2 songs kept" in out and "planted faults handled correctly" in out  # threshold 1 keeps all
+    # the same training recipe under torchrun, two processes (gloo), from the first run's config
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29519",
+         "recipes/train.py", "--config", str(w / "run/train_config.json"), "--out", str(w / "run_ddp"),
+         "--epochs", "1"],
+        capture_output=True, text=True, cwd=ROOT, timeout=600, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    hist = [json.loads(x) for x in (w / "run_ddp/history.jsonl").read_text().splitlines()]
+    assert len(hist) == 1 and (w / "run_ddp/best/bundle.json").exists()

@@ -44,3 +44,24 @@ def test_all_no_pitch_prediction_keeps_shift_zero():
     ref = np.full(10, C.NO_PITCH)
     ref[2:5] = 60
     assert best_shift(np.full(10, C.NO_PITCH), ref)[0] == 0
+
+
+def test_planted_faults_are_all_caught_with_a_perfect_pitch_model():
+    from singalign.select import fault_report, plant_faults
+
+    songs = [
+        _song(i, [(0.5 * k, 0.5 * k + 0.4, 50 + (k * (i + 3)) % 19) for k in range(20)]) for i in range(12)
+    ]
+    truth = {s.id: frame_targets(s.notes, 0.0, 700)[0] for s in songs}
+    faulty, planted = plant_faults(songs, 0.5, seed=3)
+    assert len(planted) == 6 and sorted(f for f, _ in planted.values()) == ["melody"] * 2 + ["shift"] * 2 + ["time"] * 2  # fmt: skip
+    assert all(s != 0 for f, s in planted.values() if f == "shift")
+    _, report = select_songs(faulty, lambda r: truth[r.id], threshold=0.5)
+    caught = fault_report(report, planted)
+    assert caught == {"clean": 1.0, "shift": 1.0, "melody": 1.0, "time": 1.0,
+                      "n_clean": 6.0, "n_shift": 2.0, "n_melody": 2.0, "n_time": 2.0}  # fmt: skip
+    # a selection that keeps everything unshifted fails every fault
+    from singalign.select import Selection
+
+    lazy = [Selection(s.id, 0, 0.0, True, ()) for s in report]
+    assert fault_report(lazy, planted) == {**caught, "shift": 0.0, "melody": 0.0, "time": 0.0}
