@@ -3,19 +3,27 @@
 Usage:
     python recipes/make_bundle.py --from runs/multitask/best --out singalign/resources/bundles/default \
         [--separator work/separator] [--lm work/lm] [--label "trained on synthetic singing ..."] \
-        [--report eval/tables.txt]
+        [--report eval/tables.txt] [--lm-binary compact|as-built] [--max-mb 50]
 
 --separator is a folder written by recipes/train_separator.py (vocals.pth + separator.json);
---lm a folder written by `singalign lm build` (lm.bin + unigrams.txt). Files are copied into the
-bundle and listed with their SHA-256; inference then reads everything from the bundle.
+--lm a folder written by `singalign lm build`. Of the LM, the bundle carries only what the decoder
+reads: the KenLM binary and the word list (lm/lm.bin, lm/unigrams.txt), never the ARPA text. The
+binary is the compact layout (trie, 8-bit quantized, compressed pointers: `singalign.lm.COMPACT`),
+rebuilt from the folder's lm.arpa when its lm.bin is in another layout (--lm-binary as-built copies
+lm.bin as it is). Files are copied into the bundle and listed with their SHA-256 (checked when the
+bundle is loaded); a bundle over --max-mb (default 50) is not written. Inference then reads
+everything from the bundle.
 """
 
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
-from singalign.bundle import Bundle
+from singalign.bundle import MAX_BUNDLE_MB, Bundle, bundle_size
+from singalign.errors import SingalignError
+from singalign.lm import COMPACT, bundle_files
 
 
 def main(argv=None) -> int:
@@ -27,34 +35,53 @@ def main(argv=None) -> int:
     ap.add_argument("--from", dest="src", required=True, help="a trained bundle (e.g. RUN/best)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--separator", default=None)
-    ap.add_argument("--lm", default=None)
+    ap.add_argument("--lm", default=None, help="an LM folder written by `singalign lm build`")
+    ap.add_argument(
+        "--lm-binary",
+        choices=("compact", "as-built"),
+        default="compact",
+        help="the LM binary to ship: the compact trie (default) or the folder's lm.bin as it is",
+    )
     ap.add_argument("--label", default="")
     ap.add_argument(
         "--report", default=None, help="a text file (e.g. evaluation tables) stored in the bundle"
     )
+    ap.add_argument(
+        "--max-mb", type=float, default=MAX_BUNDLE_MB, help="size cap in MB (default: %(default)s)"
+    )
     args = ap.parse_args(argv)
+    try:
+        return run(args)
+    except SingalignError as exc:
+        print(f"make_bundle: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def run(args: argparse.Namespace) -> int:
     bundle = Bundle.load(args.src)
     extra = {}
     if args.separator:
         sep = json.loads((Path(args.separator) / "separator.json").read_text())
         bundle.config["separator"] = {**sep, "kind": "umx", "weights": "separator/vocals.pth"}
         extra["separator/vocals.pth"] = Path(args.separator) / "vocals.pth"
-    if args.lm:
-        lm_dir = Path(args.lm)
-        bundle.config["lm"] = {
-            "binary": "lm/lm.bin",
-            "unigrams": "lm/unigrams.txt",
-            **json.loads((lm_dir / "lm.json").read_text()),
-        }
-        extra["lm/lm.bin"] = lm_dir / "lm.bin"
-        extra["lm/unigrams.txt"] = lm_dir / "unigrams.txt"
-        bundle.config["decode"] = {**bundle.config.get("decode", {}), "method": "beam"}
-    if args.report:
-        extra["REPORT.txt"] = Path(args.report)
-    if args.label:
-        bundle.config["label"] = args.label
-    out = bundle.save(args.out, extra_files=extra)
+    with tempfile.TemporaryDirectory(prefix="make_bundle_") as work:
+        if args.lm:
+            layout = COMPACT if args.lm_binary == "compact" else None
+            bundle.config["lm"], lm_files = bundle_files(args.lm, work, layout)
+            extra.update(lm_files)
+            bundle.config["decode"] = {**bundle.config.get("decode", {}), "method": "beam"}
+        if args.report:
+            extra["REPORT.txt"] = Path(args.report)
+        if args.label:
+            bundle.config["label"] = args.label
+        out = bundle.save(args.out, extra_files=extra, max_bytes=int(args.max_mb * 1e6))
     print(Bundle.load(out).describe())
+    sizes = bundle_size(out)
+    print(
+        f"size: {sum(sizes.values()) / 1e6:.1f} MB ("
+        + ", ".join(f"{n} {s / 1e6:.2f} MB" for n, s in sizes.items())
+        + ")"
+    )
     return 0
 
 

@@ -33,6 +33,8 @@ BUNDLE_FILE = "bundle.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT = "singalign-bundle"
 FORMAT_VERSION = 1
+#: Size cap of a bundle that ships (``recipes/make_bundle.py --max-mb``), in MB of 10^6 bytes.
+MAX_BUNDLE_MB = 50
 #: Where the default bundle lives (inside the package, so an installed package finds it).
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "resources" / "bundles" / "default"
 
@@ -87,11 +89,16 @@ class Bundle:
 
     # -- saving / loading --------------------------------------------------------------------
     def save(
-        self, path: str | os.PathLike[str], extra_files: dict[str, str | os.PathLike[str]] | None = None
+        self,
+        path: str | os.PathLike[str],
+        extra_files: dict[str, str | os.PathLike[str]] | None = None,
+        max_bytes: int | None = None,
     ) -> Path:
         """Write the bundle to ``path`` atomically (a temporary folder renamed into place).
 
         ``extra_files`` maps a name inside the bundle (e.g. ``separator/vocals.pth``) to a file to copy.
+        With ``max_bytes``, a bundle whose files add up to more is not written (BundleError, naming
+        the largest files; an existing bundle at ``path`` is left as it was).
         """
         from safetensors.torch import save_file
 
@@ -113,6 +120,8 @@ class Bundle:
                         files[name] = digest
             config = {**self.config, "files": files}
             (tmp / BUNDLE_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+            if max_bytes is not None:
+                _check_size(tmp, max_bytes, path)
             old = None
             if path.exists():
                 old = path.with_name(f".{path.name}.old.{os.getpid()}")
@@ -209,6 +218,24 @@ class Bundle:
             )
         lines.append(f"code version: {self.config.get('code_version')}, created {self.config.get('created')}")
         return "\n".join(lines)
+
+
+def bundle_size(path: str | os.PathLike[str]) -> dict[str, int]:
+    """Bytes of every file in a bundle folder (name inside the bundle -> size), largest first."""
+    path = Path(path)
+    sizes = {f.relative_to(path).as_posix(): f.stat().st_size for f in path.rglob("*") if f.is_file()}
+    return dict(sorted(sizes.items(), key=lambda kv: -kv[1]))
+
+
+def _check_size(folder: Path, max_bytes: int, target: Path) -> None:
+    sizes = bundle_size(folder)
+    total = sum(sizes.values())
+    if total > max_bytes:
+        top = ", ".join(f"{n} {s / 1e6:.1f} MB" for n, s in list(sizes.items())[:3])
+        raise BundleError(
+            f"{target}: the bundle would be {total / 1e6:.1f} MB, over its cap of {max_bytes / 1e6:.1f} MB "
+            f"({top})"
+        )
 
 
 def default_bundle_path() -> Path:

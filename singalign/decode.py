@@ -687,8 +687,11 @@ def tune_lm_weights(
     alphas: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0),
     betas: tuple[float, ...] = (0.0, 1.0, 1.85, 3.0),
     options: DecodeOptions = DecodeOptions(),
+    progress: bool = False,
 ) -> list[dict[str, Any]]:
     """Corpus WER of beam search for every (alpha, beta) on validation data, best first.
+
+    The posteriors are computed once by the caller; only the search is repeated per grid point.
 
     Args:
         posteriors: (T_i, 34) CTC log-posteriors of each validation utterance.
@@ -696,18 +699,22 @@ def tune_lm_weights(
         alphas: LM weights to try.
         betas: word bonuses to try.
         options: everything else (LM, beam width, backend).
+        progress: show a progress bar over the grid.
 
     Returns:
-        ``[{"alpha", "beta", "wer", "cer"}]`` sorted by WER then CER; the first is the choice.
+        ``[{"alpha", "beta", "wer", "cer"}]`` sorted by WER then CER (ties keep the grid order:
+        smaller alpha, then smaller beta); the first is the choice.
     """
+    from tqdm import tqdm
+
     from singalign.metrics import error_rates
 
     if len(posteriors) != len(references):
         raise ValueError(f"{len(posteriors)} posteriors but {len(references)} references")
+    grid = [(float(a), float(b)) for a in sorted(alphas) for b in sorted(betas)]
     rows = []
-    for a in alphas:
-        for b in betas:
-            opts = dataclasses.replace(options, method="beam", alpha=float(a), beta=float(b))
-            r = error_rates(references, [ctc_beam(lp, opts) for lp in posteriors])
-            rows.append({"alpha": float(a), "beta": float(b), "wer": r["wer"], "cer": r["cer"]})
+    for a, b in tqdm(grid, desc="alpha/beta grid", unit="point", disable=not progress):
+        opts = dataclasses.replace(options, method="beam", alpha=a, beta=b)
+        r = error_rates(references, [ctc_beam(lp, opts) for lp in posteriors])
+        rows.append({"alpha": a, "beta": b, "wer": r["wer"], "cer": r["cer"]})
     return sorted(rows, key=lambda r: (r["wer"], r["cer"]))

@@ -8,20 +8,45 @@ both CRNNs, decoding), so the figures are those a user gets. Evidence is written
                            (mean over songs of mir_eval's per-song precision/recall/F)
 
 ``tables`` formats several summaries (one per mode) in the layout of the paper's Tables 1 and 2.
+
+For tuning the decoder (``recipes/tune_lm.py``), :func:`manifest_posteriors` and
+:func:`prepared_posteriors` compute the lyrics CRNN's CTC posteriors of validation data once,
+:func:`tune_lm` runs ``decode.tune_lm_weights``'s grid over them (with greedy and no-LM baselines),
+and :func:`grid_table` prints the WER of every grid point.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from singalign.data.manifest import Record
+from singalign.errors import SingalignError
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def record_audio(record: Record) -> Iterator[tuple[str, float]]:
+    """(audio file, start in the song in s) of a record; a segment is cut into a temporary file."""
+    if not (record.offset or record.duration is not None):
+        yield record.audio, 0.0
+        return
+    import tempfile
+
+    from singalign.audio import load_audio, save_audio
+
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "clip.wav"
+        audio = load_audio(record.audio, 44100, mono=False, offset=record.offset, duration=record.duration)
+        save_audio(clip, audio, 44100)
+        yield str(clip), record.offset
 
 
 def evaluate_records(
@@ -41,7 +66,6 @@ def evaluate_records(
     """
     from tqdm import tqdm
 
-    from singalign.audio import load_audio
     from singalign.files import write_json, write_jsonl
     from singalign.metrics import error_rates, midi_to_hz, note_scores
     from singalign.transcribe import TranscribeOptions, Transcriber
@@ -49,21 +73,8 @@ def evaluate_records(
     tr = Transcriber(bundle, options or TranscribeOptions(keep_frames=False))
     rows, refs, hyps, ids, notes_rows = [], [], [], [], []
     for r in tqdm(records, desc="evaluate", unit="item", disable=not progress):
-        if r.offset or r.duration is not None:  # a segment: cut it out first
-            import tempfile
-
-            from singalign.audio import save_audio
-
-            with tempfile.TemporaryDirectory() as tmp:
-                clip = Path(tmp) / "clip.wav"
-                save_audio(
-                    clip, load_audio(r.audio, 44100, mono=False, offset=r.offset, duration=r.duration), 44100
-                )
-                res = tr(str(clip))
-            shift_t = r.offset
-        else:
-            res = tr(r.audio)
-            shift_t = 0.0
+        with record_audio(r) as (audio, shift_t):  # a segment is cut out first
+            res = tr(audio)
         hyp = " ".join(w.word for w in res.words) if res.words else res.text.replace("\n", " ")
         row: dict[str, Any] = {"id": r.id, "reference": r.text, "hypothesis": hyp}
         if r.notes and res.notes is not None and bundle.model_config.has_pitch_onset:
@@ -100,6 +111,156 @@ def evaluate_records(
     write_jsonl(out / "hypotheses.jsonl", rows)
     write_json(out / "summary.json", summary)
     return summary
+
+
+def manifest_posteriors(
+    transcriber, records: list[Record], progress: bool = True
+) -> list[tuple[str, str, np.ndarray]]:
+    """CTC posteriors of every record that has text, through the whole pipeline (as a user gets them).
+
+    Args:
+        transcriber: a ``singalign.transcribe.Transcriber`` (bundle, separation on or off).
+        records: validation songs or utterances (segments are cut out first).
+
+    Returns:
+        ``[(id, reference text, (T, 34) CTC log-posteriors)]``.
+    """
+    from tqdm import tqdm
+
+    out = []
+    for r in tqdm(records, desc="posteriors", unit="item", disable=not progress):
+        if not r.text.strip():
+            continue
+        with record_audio(r) as (audio, _):
+            _, post, _ = transcriber.posteriors(audio)
+        out.append((r.id, r.text, _char_log_probs(post, transcriber)))
+    return out
+
+
+def prepared_posteriors(
+    transcriber, folders: list[str | os.PathLike[str]], limit: int | None = None, progress: bool = True
+) -> list[tuple[str, str, np.ndarray]]:
+    """CTC posteriors of the items of prepared folders (``recipes/features.py``) that have text.
+
+    The stored features go straight into the model (no audio, no separation): this is what
+    training's validation sees. They must have been prepared with the bundle's feature settings.
+
+    Args:
+        transcriber: a ``singalign.transcribe.Transcriber``.
+        folders: prepared folders (each with ``items.jsonl``).
+        limit: at most this many items (None: all).
+
+    Returns:
+        ``[(id, reference text, (T, 34) CTC log-posteriors)]``.
+    """
+    from tqdm import tqdm
+
+    from singalign.data.prepared import PreparedSet
+
+    data = PreparedSet.load(list(folders))
+    keep = [i for i, e in enumerate(data.entries) if e.get("has_text", True) and e.get("text", "").strip()]
+    keep = keep[:limit] if limit else keep
+    out = []
+    for i in tqdm(keep, desc="posteriors", unit="item", disable=not progress):
+        item = data[i]
+        n_mels = transcriber.features.n_mels
+        if item["features"].shape[1] != n_mels:
+            raise SingalignError(
+                f"{data.entries[i]['file']}: {item['features'].shape[1]} mel bands, the bundle's features "
+                f"have {n_mels} (prepared with other settings)"
+            )
+        post = transcriber.run_model(item["features"])
+        out.append((item["id"], item["text"], _char_log_probs(post, transcriber)))
+    return out
+
+
+def _char_log_probs(post: dict[str, np.ndarray], transcriber) -> np.ndarray:
+    if "char_log_probs" not in post:
+        raise SingalignError(f"{transcriber.bundle.path}: this bundle has no lyrics model")
+    return post["char_log_probs"]
+
+
+def tune_lm(
+    items: list[tuple[str, str, np.ndarray]],
+    options,
+    alphas: tuple[float, ...],
+    betas: tuple[float, ...],
+    decode_config: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Grid search of the LM weight and word bonus on precomputed posteriors, with baselines.
+
+    Args:
+        items: ``[(id, reference, (T, 34) CTC log-posteriors)]`` (from :func:`manifest_posteriors`
+            or :func:`prepared_posteriors`).
+        options: the ``DecodeOptions`` to tune (LM, beam width, backend; alpha/beta are the grid's).
+        alphas: LM weights to try.
+        betas: word bonuses to try.
+        decode_config: the bundle's ``decode`` dict; returned with the best alpha and beta.
+
+    Returns:
+        ``{"n_items", "n_ref_words", "ids", "lm", "beam_width", "backend", "greedy", "beam_no_lm",
+        "start" (options' alpha/beta), "best", "grid" (every point, best first), "decode_options"}``.
+    """
+    import dataclasses
+
+    from singalign import decode
+    from singalign.metrics import error_rates
+
+    if not items:
+        raise SingalignError("no validation items with reference text")
+    if not options.lm_path:
+        raise SingalignError("no language model to tune (DecodeOptions.lm_path is empty)")
+    ids = [i for i, _, _ in items]
+    refs = [r for _, r, _ in items]
+    posts = [p for _, _, p in items]
+    greedy = error_rates(refs, [decode.ctc_greedy(lp)[0] for lp in posts])
+    if greedy["wer"] is None:
+        raise SingalignError("the references have no words")
+    no_lm_opts = dataclasses.replace(options, method="beam", lm_path=None, unigrams_path=None)
+    no_lm = error_rates(refs, [decode.ctc_beam(lp, no_lm_opts) for lp in posts])
+    rows = decode.tune_lm_weights(posts, refs, tuple(alphas), tuple(betas), options, progress)
+    best = rows[0]
+    return {
+        "n_items": len(items),
+        "n_ref_words": greedy["n_ref_words"],
+        "ids": ids,
+        "lm": options.lm_path,
+        "beam_width": options.beam_width,
+        "backend": options.backend,
+        "greedy": {"wer": greedy["wer"], "cer": greedy["cer"]},
+        "beam_no_lm": {"wer": no_lm["wer"], "cer": no_lm["cer"]},
+        "start": {"alpha": options.alpha, "beta": options.beta},
+        "best": best,
+        "grid": rows,
+        "decode_options": {
+            **(decode_config or {}),
+            "method": "beam",
+            "alpha": best["alpha"],
+            "beta": best["beta"],
+        },
+    }
+
+
+def grid_table(rows: list[dict[str, Any]]) -> str:
+    """WER (%) of every (alpha, beta) of ``decode.tune_lm_weights``: alphas down, betas across.
+
+    The best cell (the first row) is marked with ``*``.
+    """
+    alphas = sorted({r["alpha"] for r in rows})
+    betas = sorted({r["beta"] for r in rows})
+    cell = {(r["alpha"], r["beta"]): r["wer"] for r in rows}
+    best = (rows[0]["alpha"], rows[0]["beta"]) if rows else None
+    lines = ["WER (%) by LM weight alpha (rows) and word bonus beta (columns)"]
+    lines.append(f"{'alpha / beta':>12s}" + "".join(f"{b:>9g}" for b in betas))
+    for a in alphas:
+        vals = []
+        for b in betas:
+            w = cell.get((a, b))
+            text = "-" if w is None else f"{100 * w:.2f}" + ("*" if (a, b) == best else " ")
+            vals.append(f"{text:>9s}")
+        lines.append(f"{a:>12g}" + "".join(vals))
+    return "\n".join(lines) + "\n"
 
 
 def tables(summaries: dict[str, dict[str, Any]]) -> str:

@@ -11,7 +11,10 @@ Pipeline (:func:`build_lm`):
    and their probability mass goes to ``<unk>``; at decoding time pyctcdecode penalizes a word that
    is not in ``unigrams.txt`` (``decode.UNK_SCORE_OFFSET``, scaled by the LM weight).
 3. ``lmplz`` (KenLM, modified Kneser-Ney; ``--discount_fallback`` so tiny corpora work) writes
-   ``lm.arpa``; ``build_binary`` writes ``lm.bin`` (probing hash: the fastest to query).
+   ``lm.arpa``; ``build_binary`` writes ``lm.bin``: a probing hash (the fastest to query, the
+   largest) or a trie, optionally with quantized probabilities/backoffs and compressed pointers
+   (:data:`COMPACT`, the layout a bundle ships: the default LM's 34 MB probing binary becomes
+   6.5 MB; see ``lm/README.md``).
 4. ``unigrams.txt`` (the kept words, most frequent first) and ``lm.json`` (order, vocabulary size,
    source file and its SHA-256, counts, file checksums).
 
@@ -37,6 +40,13 @@ from typing import Any
 from singalign.errors import SingalignError
 
 LM_FILES = ("lm.arpa", "lm.bin", "unigrams.txt", "lm.json")
+#: What the decoder reads from an LM folder (``singalign.decode``); a bundle carries only these.
+DECODER_FILES = ("lm.bin", "unigrams.txt")
+#: The compact binary layout (``build_binary -q 8 -b 8 -a 22 trie``): a bit-packed trie, 8-bit
+#: quantized log-probabilities and backoffs, pointers compressed with an offset array of up to 22
+#: bits. Bundles ship this layout (their cap is 50 MB; the model alone is about 9 MB).
+COMPACT = {"binary_type": "trie", "quantize_bits": 8, "backoff_bits": 8, "pointer_bits": 22}
+_LAYOUT_KEYS = tuple(COMPACT)
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,10 @@ class LMConfig:
             normalized corpus size (at least 64 MB, at most 25% of the RAM). lmplz touches all
             of it, so a fixed share of a large machine's RAM costs seconds on a tiny corpus.
         binary_type: ``probing`` (fast) or ``trie`` (small).
+        quantize_bits: ``build_binary -q``: bits per quantized log-probability (trie only; 0: off).
+        backoff_bits: ``build_binary -b``: bits per quantized backoff (0: as ``quantize_bits``).
+        pointer_bits: ``build_binary -a``: pointer compression, the most bits the offset array
+            encodes (trie only; 0: off).
     """
 
     order: int = 5
@@ -59,6 +73,9 @@ class LMConfig:
     prune: tuple[int, ...] = ()
     memory: str = "auto"
     binary_type: str = "probing"
+    quantize_bits: int = 0
+    backoff_bits: int = 0
+    pointer_bits: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -70,6 +87,41 @@ class LMConfig:
         d = dict(d)
         d["prune"] = tuple(d.get("prune", ()))
         return cls(**d)
+
+
+def check_layout(config: LMConfig) -> None:
+    """Raise SingalignError if ``config``'s binary layout is not one ``build_binary`` can write."""
+    if config.binary_type not in ("probing", "trie"):
+        raise SingalignError(f"binary type must be probing or trie, not {config.binary_type!r}")
+    if config.binary_type == "probing" and (
+        config.quantize_bits or config.backoff_bits or config.pointer_bits
+    ):
+        raise SingalignError("quantization and pointer compression need the trie binary type")
+    if config.backoff_bits and not config.quantize_bits:
+        raise SingalignError("backoff_bits needs quantize_bits")
+    for name in ("quantize_bits", "backoff_bits"):
+        bits = getattr(config, name)
+        if not 0 <= bits <= 25:  # KenLM's quantizer takes 1..25 bits
+            raise SingalignError(f"{name} must be 0 (off) or within 1..25, not {bits}")
+    if not 0 <= config.pointer_bits <= 255:  # build_binary reads -a as one byte
+        raise SingalignError(f"pointer_bits must be within 0..255, not {config.pointer_bits}")
+
+
+def binary_args(config: LMConfig) -> list[str]:
+    """``build_binary`` arguments for the layout of ``config``, e.g. ``-q 8 -b 8 -a 22 trie``."""
+    check_layout(config)
+    args = []
+    if config.quantize_bits:
+        args += ["-q", str(config.quantize_bits), "-b", str(config.backoff_bits or config.quantize_bits)]
+    if config.pointer_bits:
+        args += ["-a", str(config.pointer_bits)]
+    return [*args, config.binary_type]
+
+
+def layout_of(meta: dict[str, Any]) -> dict[str, Any]:
+    """The binary layout recorded in an ``lm.json`` (older files: probing, no quantization)."""
+    defaults = LMConfig()
+    return {k: meta.get(k, getattr(defaults, k)) for k in _LAYOUT_KEYS}
 
 
 def kenlm_tool(name: str) -> Path:
@@ -159,8 +211,7 @@ def build_lm(
         raise SingalignError(f"{text_path}: text file not found")
     if config.order < 1 or config.vocab_size < 1:
         raise SingalignError("order and vocab_size must be at least 1")
-    if config.binary_type not in ("probing", "trie"):
-        raise SingalignError(f"binary type must be probing or trie, not {config.binary_type!r}")
+    check_layout(config)
     lmplz, build_binary = kenlm_tool("lmplz"), kenlm_tool("build_binary")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -187,7 +238,14 @@ def build_lm(
             cmd += ["--prune", *map(str, config.prune)]
         _run(cmd, "lmplz")
         _run(
-            [str(build_binary), "-S", memory, config.binary_type, str(tmp / "lm.arpa"), str(tmp / "lm.bin")],
+            [
+                str(build_binary),
+                "-S",
+                memory,
+                *binary_args(config),
+                str(tmp / "lm.arpa"),
+                str(tmp / "lm.bin"),
+            ],
             "build_binary",
         )
         corpus.unlink()
@@ -212,6 +270,79 @@ def build_lm(
     return meta
 
 
+def write_binary(
+    arpa: str | os.PathLike[str], out: str | os.PathLike[str], config: LMConfig = LMConfig(**COMPACT)
+) -> Path:
+    """Write the KenLM binary of an ARPA file in the layout of ``config`` (atomically).
+
+    Args:
+        arpa: an ARPA file (e.g. the ``lm.arpa`` of an LM folder).
+        out: the binary to write (replaced if it exists).
+        config: only its layout fields (``binary_type``, ``quantize_bits``, ...) and ``memory`` are used.
+
+    Returns:
+        ``out``.
+    """
+    arpa, out = Path(arpa), Path(out)
+    if not arpa.is_file():
+        raise SingalignError(f"{arpa}: ARPA file not found (a binary can only be rebuilt from it)")
+    args = binary_args(config)
+    memory = config.memory
+    if memory == "auto":  # the trie sorts its n-grams: a few times the ARPA is plenty
+        memory = f"{min(_total_ram() // 4, max(64 << 20, 2 * arpa.stat().st_size))}b"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        _run([str(kenlm_tool("build_binary")), "-S", memory, *args, str(arpa), str(tmp)], "build_binary")
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out
+
+
+def bundle_files(
+    lm_dir: str | os.PathLike[str], work_dir: str | os.PathLike[str], layout: dict[str, Any] | None = COMPACT
+) -> tuple[dict[str, Any], dict[str, Path]]:
+    """What a model bundle carries of an LM folder: the decoder's binary and word list, never the ARPA.
+
+    Args:
+        lm_dir: a folder written by :func:`build_lm`.
+        work_dir: where a binary in ``layout`` is written when ``lm.bin`` is in another layout.
+        layout: the binary layout to ship (default :data:`COMPACT`); None: ``lm.bin`` as it is.
+
+    Returns:
+        The bundle's ``lm`` entry (``binary``/``unigrams`` paths inside the bundle, the ``lm.json``
+        facts, the binary's layout, the SHA-256 of the ARPA it was built from) and the files to copy
+        (name inside the bundle -> file).
+    """
+    lm_dir = Path(lm_dir)
+    meta_file = lm_dir / "lm.json"
+    if not meta_file.is_file():
+        raise SingalignError(f"{lm_dir}: not an LM folder (no lm.json; build one with `singalign lm build`)")
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    for name in DECODER_FILES:
+        if not (lm_dir / name).is_file():
+            raise SingalignError(f"{lm_dir / name}: missing from the LM folder")
+    binary = lm_dir / "lm.bin"
+    have = layout_of(meta)
+    if layout is not None and have != layout_of(layout):
+        cfg = LMConfig(**layout_of(layout))
+        binary = write_binary(lm_dir / "lm.arpa", Path(work_dir) / "lm.bin", cfg)
+        have = layout_of(layout)
+    files = meta.get("files", {})
+    entry = {
+        "binary": "lm/lm.bin",
+        "unigrams": "lm/unigrams.txt",
+        **{k: v for k, v in meta.items() if k != "files"},
+        **have,
+        "arpa_sha256": files.get("lm.arpa"),
+    }
+    return entry, {"lm/lm.bin": binary, "lm/unigrams.txt": lm_dir / "unigrams.txt"}
+
+
 def _swap_into_place(new: Path, target: Path) -> None:
     """Rename the finished folder ``new`` onto ``target`` (an existing one is replaced)."""
     if target.exists():
@@ -224,13 +355,18 @@ def _swap_into_place(new: Path, target: Path) -> None:
         os.replace(new, target)
 
 
+#: The default English LM: a 5-gram in the compact layout a bundle ships.
+DEFAULT_LM_CONFIG = LMConfig(order=5, **COMPACT)
+
+
 def build_default_lm(
-    out_dir: str | os.PathLike[str], config: LMConfig = LMConfig(), progress: bool = True
+    out_dir: str | os.PathLike[str], config: LMConfig = DEFAULT_LM_CONFIG, progress: bool = True
 ) -> dict:
     """The default English LM: the *train* portion of the synthetic corpora's public-domain text.
 
     The text is the World English Bible (``singalign.synth.text``, public domain); the held-out
-    portion (the synthetic test lyrics) is never seen by this LM.
+    portion (the synthetic test lyrics) is never seen by this LM. By default its binary is in the
+    :data:`COMPACT` layout (6.5 MB instead of 34 MB probing), the one a bundle ships.
     """
     from singalign.synth.text import sentences
 
@@ -268,7 +404,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
             "except apostrophes inside words); the VOCAB_SIZE most frequent words are kept, n-grams with "
             "other words are pruned (their mass goes to <unk>). Writes OUT/lm.arpa, OUT/lm.bin, "
             "OUT/unigrams.txt and OUT/lm.json. Needs KenLM's lmplz (`make kenlm`). Use --default instead "
-            "of --text for the default English LM (public-domain text, train portion)."
+            "of --text for the default English LM (public-domain text, train portion). Binary layout: "
+            "probing for --text, --compact (trie -q 8 -b 8 -a 22, what bundles ship) for --default, unless "
+            "--compact, --binary-type, --quantize, --backoff-bits or --pointer-bits say otherwise."
         ),
     )
     src = b.add_mutually_exclusive_group(required=True)
@@ -287,12 +425,50 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         "--memory", default="auto", help="sorting memory for lmplz, e.g. 4G or 25%% (default: %(default)s)"
     )
     b.add_argument(
-        "--binary-type", choices=("probing", "trie"), default="probing", help="KenLM binary layout"
+        "--compact",
+        action="store_true",
+        help="trie, 8-bit quantized, compressed pointers (build_binary -q 8 -b 8 -a 22 trie): the layout "
+        "bundles ship, about a fifth of probing",
+    )
+    b.add_argument(
+        "--binary-type",
+        choices=("probing", "trie"),
+        default=None,
+        help="KenLM binary layout (default: probing; trie when quantizing or compressing pointers)",
+    )
+    b.add_argument("--quantize", type=int, default=None, metavar="BITS", help="build_binary -q (trie only)")
+    b.add_argument(
+        "--backoff-bits", type=int, default=None, metavar="BITS", help="build_binary -b (default: --quantize)"
+    )
+    b.add_argument(
+        "--pointer-bits", type=int, default=None, metavar="BITS", help="build_binary -a (trie only)"
     )
     b.add_argument("--out", required=True, help="output folder (replaced if it exists)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_cmd_build)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _layout_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    given = {
+        k: v
+        for k, v in (
+            ("binary_type", args.binary_type),
+            ("quantize_bits", args.quantize),
+            ("backoff_bits", args.backoff_bits),
+            ("pointer_bits", args.pointer_bits),
+        )
+        if v is not None
+    }
+    if args.compact:
+        if given:
+            raise SingalignError("--compact sets the whole binary layout: give it alone")
+        return dict(COMPACT)
+    if not given:
+        return dict(COMPACT) if args.default else {}
+    if "binary_type" not in given and (given.get("quantize_bits") or given.get("pointer_bits")):
+        given["binary_type"] = "trie"  # only the trie quantizes or compresses pointers
+    return given
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -301,7 +477,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         vocab_size=args.vocab_size,
         prune=tuple(args.prune),
         memory=args.memory,
-        binary_type=args.binary_type,
+        **_layout_from_args(args),
     )
     if args.default:
         meta = build_default_lm(args.out, cfg, progress=not args.quiet)
@@ -309,7 +485,14 @@ def _cmd_build(args: argparse.Namespace) -> int:
         meta = build_lm(args.text, args.out, cfg, progress=not args.quiet)
     print(
         json.dumps(
-            {k: meta[k] for k in ("order", "vocab_size", "n_sentences", "n_words", "oov_rate", "source")}
+            {
+                **{
+                    k: meta[k]
+                    for k in ("order", "vocab_size", "n_sentences", "n_words", "oov_rate", "source")
+                },
+                "binary": " ".join(binary_args(cfg)),
+                "bytes": {name: os.path.getsize(Path(args.out) / name) for name in ("lm.arpa", "lm.bin")},
+            }
         )
     )
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -90,3 +91,77 @@ def test_cli_build(tmp_path, capsys):
     )
     assert json.loads(capsys.readouterr().out)["vocab_size"] == 2
     assert main(["lm", "build", "--text", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "x")]) == 1
+
+
+def test_compact_layout_is_smaller_and_scores_alike(tmp_path):
+    import kenlm
+
+    text = tmp_path / "t.txt"
+    rng = random.Random(0)
+    words = [f"w{i}" for i in range(300)]
+    text.write_text("".join(" ".join(rng.choices(words, k=12)) + "\n" for _ in range(2000)))
+    probing = lm.build_lm(text, tmp_path / "probing", lm.LMConfig(order=3), progress=False)
+    compact = lm.build_lm(text, tmp_path / "compact", lm.LMConfig(order=3, **lm.COMPACT), progress=False)
+    assert lm.layout_of(probing) == {
+        "binary_type": "probing",
+        "quantize_bits": 0,
+        "backoff_bits": 0,
+        "pointer_bits": 0,
+    }
+    assert lm.layout_of(compact) == lm.COMPACT
+    size = {d: (tmp_path / d / "lm.bin").stat().st_size for d in ("probing", "compact")}
+    assert size["compact"] < size["probing"] / 2
+    p, c = (kenlm.Model(str(tmp_path / d / "lm.bin")) for d in ("probing", "compact"))
+    for _ in range(20):
+        s = " ".join(rng.choices(words, k=8))
+        assert abs(p.score(s) - c.score(s)) < 0.05 * abs(p.score(s))  # 8-bit quantization: close, not equal
+
+
+def test_layout_arguments_and_errors(tmp_path):
+    assert lm.binary_args(lm.LMConfig()) == ["probing"]
+    assert lm.binary_args(lm.LMConfig(**lm.COMPACT)) == ["-q", "8", "-b", "8", "-a", "22", "trie"]
+    assert lm.binary_args(lm.LMConfig(binary_type="trie", quantize_bits=6)) == ["-q", "6", "-b", "6", "trie"]
+    for bad in (
+        {"binary_type": "probing", "quantize_bits": 8},
+        {"binary_type": "trie", "backoff_bits": 8},
+        {"binary_type": "trie", "quantize_bits": 26},
+        {"binary_type": "trie", "pointer_bits": 256},
+        {"binary_type": "hash"},
+    ):
+        with pytest.raises(SingalignError):
+            lm.binary_args(lm.LMConfig(**bad))
+    with pytest.raises(SingalignError, match="ARPA file not found"):
+        lm.write_binary(tmp_path / "missing.arpa", tmp_path / "x.bin")
+
+
+def test_write_binary_rebuilds_an_lm_folder_in_another_layout(tmp_path):
+    import kenlm
+
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat\n" * 5 + "a dog ran\n")
+    lm.build_lm(text, tmp_path / "lm", lm.LMConfig(order=3), progress=False)
+    out = lm.write_binary(tmp_path / "lm" / "lm.arpa", tmp_path / "c" / "lm.bin")
+    assert kenlm.Model(str(out)).order == 3
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["lm.bin"]  # no temporary left
+
+
+def test_cli_layout_flags(tmp_path, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text("la la la song\nsing a song\n")
+    base = ["lm", "build", "--text", str(text), "--order", "2", "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "p")]) == 0
+    assert json.loads(capsys.readouterr().out)["binary"] == "probing"
+    assert main([*base, "--compact", "--out", str(tmp_path / "c")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["binary"] == "-q 8 -b 8 -a 22 trie" and set(out["bytes"]) == {"lm.arpa", "lm.bin"}
+    assert lm.layout_of(json.loads((tmp_path / "c" / "lm.json").read_text())) == lm.COMPACT
+    assert main([*base, "--quantize", "6", "--out", str(tmp_path / "q")]) == 0  # quantizing implies trie
+    assert json.loads(capsys.readouterr().out)["binary"] == "-q 6 -b 6 trie"
+    assert main([*base, "--compact", "--binary-type", "trie", "--out", str(tmp_path / "x")]) == 1
+    assert main([*base, "--binary-type", "probing", "--quantize", "8", "--out", str(tmp_path / "x")]) == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_default_lm_ships_the_compact_layout():
+    assert lm.DEFAULT_LM_CONFIG.order == 5
+    assert lm.layout_of(lm.DEFAULT_LM_CONFIG.to_dict()) == lm.COMPACT
