@@ -59,9 +59,9 @@ $PY recipes/train.py --train $P/speech_train --valid $P/speech_dev --out $R/pret
 #    should be kept unshifted; the planted check on the dev songs shows the faults it catches.
 $PY recipes/train.py --train $P/songs_train $P/speech_train --valid $P/songs_dev --out $R/pitch_onset_only \
     --preset $PRESET --mode pitch_onset_only --init-from $R/pretrain/best --epochs "$EPOCHS" --save-every-steps 50 $SEPTRAIN
-$PY recipes/select.py --manifest $M/songs_train.jsonl --bundle $R/pitch_onset_only/best $SEPFLAG \
+$PY recipes/select_songs.py --manifest $M/songs_train.jsonl --bundle $R/pitch_onset_only/best $SEPFLAG \
     --out $M/songs_train_selected.jsonl
-$PY recipes/select.py --manifest $M/songs_dev.jsonl --bundle $R/pitch_onset_only/best $SEPFLAG \
+$PY recipes/select_songs.py --manifest $M/songs_dev.jsonl --bundle $R/pitch_onset_only/best $SEPFLAG \
     --out $WORK/select_check/songs_dev.jsonl --plant 0.3
 $PY recipes/features.py --manifest $M/songs_train_selected.jsonl $VOC --out $P/songs_train_selected
 # 7. fine-tuning the other modes on the selected songs + speech

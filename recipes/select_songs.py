@@ -1,10 +1,10 @@
 """The paper's data selection (Section 4.1.1): keep songs whose notes agree with a pitch model.
 
 Usage:
-    python recipes/select.py --manifest m/dali.jsonl --bundle runs/pitch/best --out m/dali_selected.jsonl \
+    python recipes/select_songs.py --manifest m/dali.jsonl --bundle runs/pitch/best --out m/dali_selected.jsonl \
         [--threshold 0.5] [--no-separation] [--report sel/report.jsonl]
     # check the stage on a corpus with exact labels: corrupt 30% of the annotations first
-    python recipes/select.py --manifest m/songs_dev.jsonl --bundle runs/multitask/best --out /tmp/sel.jsonl \
+    python recipes/select_songs.py --manifest m/songs_dev.jsonl --bundle runs/multitask/best --out /tmp/sel.jsonl \
         --plant 0.3 --no-separation
 
 For every song, the bundle's pitch model (CRNN-1 of a multitask or pitch_onset_only bundle)

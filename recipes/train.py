@@ -55,6 +55,12 @@ def main(argv=None) -> int:
                       ("save-every-steps", int)]:  # fmt: skip
         ap.add_argument(f"--{name}", type=typ, default=None)
     ap.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    ap.add_argument(
+        "--cpu-bf16",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bfloat16 autocast on CPU: faster on CPUs with native bf16 (AVX512-BF16/AMX), slower elsewhere",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
@@ -85,7 +91,7 @@ def main(argv=None) -> int:
         sep = json.loads((sep_dir / "separator.json").read_text())
         updates["separator"] = {**sep, "kind": "umx", "weights": str(sep_dir / "vocals.pth")}
     for name in ("epochs", "max_steps", "batch_size", "speech_per_batch", "lr", "warmup_steps", "patience", "seed",
-                 "max_frames", "save_every_steps", "device"):  # fmt: skip
+                 "max_frames", "save_every_steps", "device", "cpu_bf16"):  # fmt: skip
         if getattr(args, name) is not None:
             updates[name] = getattr(args, name)
     cfg = replace(cfg, **updates)

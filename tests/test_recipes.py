@@ -99,7 +99,7 @@ def test_chain_on_tiny_synthetic_corpora(tmp_path):
     )
     assert "Table 1" in (w / "eval/tables.txt").read_text()
     # data selection with the trained (tiny) pitch model, with planted faults reported
-    out = _run("recipes/select.py", "--manifest", str(w / "m/songs.jsonl"), "--bundle", str(w / "run/best"),
+    out = _run("recipes/select_songs.py", "--manifest", str(w / "m/songs.jsonl"), "--bundle", str(w / "run/best"),
                "--out", str(w / "m/selected.jsonl"), "--no-separation", "--plant", "0.5", "--threshold", "1.0")  # fmt: skip
     report = [json.loads(x) for x in (w / "m/selected.report.jsonl").read_text().splitlines()]
     assert len(report) == 2 and all(len(r["errors"]) == 25 for r in report)
