@@ -175,5 +175,8 @@ def test_cpu_bf16_autocast_trains_float32_weights(tmp_path):
     assert all(v.dtype == torch.float32 for v in ck["model"].values() if v.is_floating_point())
     # the same run without bf16 differs (autocast really ran) but not by much after 2 steps
     ref = fit(replace(cfg, cpu_bf16=False, out_dir=str(tmp_path / "fp32")), progress=False)
-    diffs = [(a - b).abs().max().item() for a, b in zip(res.model.parameters(), ref.model.parameters(), strict=True)]
+    diffs = [
+        (a - b).abs().max().item()
+        for a, b in zip(res.model.parameters(), ref.model.parameters(), strict=True)
+    ]
     assert 0 < max(diffs) < 0.05
