@@ -3,10 +3,11 @@
 Usage:
     python recipes/evaluate.py --manifest m/test.jsonl --bundle runs/multitask/best --out eval/multitask
     python recipes/evaluate.py --manifest m/test.jsonl --bundle B1 B2 B3 --label baseline oracle multitask --out eval/
-        [--greedy] [--lm LM_DIR] [--no-separation] [--limit N]
+        [--greedy] [--lm LM_DIR] [--no-separation] [--limit N] [--also greedy beam beam_lm] [--align]
 
 Writes OUT[/label]/hypotheses.jsonl and summary.json per bundle, and OUT/tables.txt (the paper's
-Tables 1 and 2 for the given bundles). Oracle bundles are evaluated with ground-truth notes on
+Tables 1 and 2 for the given bundles). --also scores more decodings of the same model pass (e.g.
+greedy against beam + LM); --align scores forced alignment of the reference lyrics. Oracle bundles are evaluated with ground-truth notes on
 prepared items (recipes/train.py's validation), not here: they cannot transcribe unseen audio.
 """
 
@@ -39,6 +40,18 @@ def main(argv=None) -> int:
     ap.add_argument("--lm", default=None, help="LM folder or file for beam search")
     ap.add_argument("--no-separation", action="store_true")
     ap.add_argument("--limit", type=int, default=None, help="evaluate at most N records")
+    ap.add_argument(
+        "--also",
+        nargs="*",
+        default=[],
+        choices=["greedy", "beam", "beam_lm"],
+        help="more decodings scored from the same model pass (beam: no LM; beam_lm: the bundle's or --lm)",
+    )
+    ap.add_argument(
+        "--align",
+        action="store_true",
+        help="also force-align the reference lyrics and score word onsets (mean abs error, within 0.3 s)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     labels = args.label or [
@@ -54,11 +67,20 @@ def main(argv=None) -> int:
         {"method": "greedy"} if args.greedy else ({"method": "beam", "lm_path": args.lm} if args.lm else {})
     )
     options = replace(TranscribeOptions(keep_frames=False), separation=not args.no_separation, decode=decode)
+    also = {
+        "greedy": {"method": "greedy"},
+        "beam": {"method": "beam", "lm_path": None, "unigrams_path": None},
+        "beam_lm": {"method": "beam", **({"lm_path": args.lm} if args.lm else {})},
+    }
+    decoders = {k: also[k] for k in args.also}
     summaries = {}
     for label, path in zip(labels, args.bundle, strict=True):
         out = Path(args.out) / label if len(args.bundle) > 1 else Path(args.out)
-        summaries[label] = evaluate_records(Bundle.load(path), records, out, options)
-        print(label, json.dumps({k: summaries[label].get(k) for k in ("wer", "cer", "notes")}))
+        summaries[label] = evaluate_records(
+            Bundle.load(path), records, out, options, decoders=decoders, align=args.align
+        )
+        keys = ("wer", "cer", "notes", "decoders", "alignment")
+        print(label, json.dumps({k: summaries[label][k] for k in keys if k in summaries[label]}))
     write_text(Path(args.out) / "tables.txt", tables(summaries))
     print(tables(summaries))
     return 0

@@ -55,28 +55,65 @@ def evaluate_records(
     out_dir: str | os.PathLike[str],
     options=None,
     progress: bool = True,
+    decoders: dict[str, dict[str, Any]] | None = None,
+    align: bool = False,
 ) -> dict[str, Any]:
     """Transcribe every record and score it; returns (and writes) the summary.
+
+    Each record goes through the model once; every decoding and the alignment share that pass.
 
     Args:
         bundle: a loaded ``Bundle``.
         records: whole songs (or utterances) with reference text and, for songs, notes.
         out_dir: where ``hypotheses.jsonl`` and ``summary.json`` go.
         options: ``TranscribeOptions`` (default: separation on, the bundle's decoding).
+        decoders: more decodings to score, ``{label: DecodeOptions fields}`` (e.g.
+            ``{"greedy": {"method": "greedy"}}``); each gets ``hypothesis_<label>`` per record and
+            ``summary["decoders"][label] = {"wer", "cer"}`` (corpus level).
+        align: also force-align each record's reference lyrics and score the word onsets against
+            its reference word times (``summary["alignment"]``: mean/median absolute error in s and
+            the share within 0.3 s, over all words of all records pooled).
     """
     from tqdm import tqdm
 
+    from singalign import decode
     from singalign.files import write_json, write_jsonl
-    from singalign.metrics import error_rates, midi_to_hz, note_scores
+    from singalign.metrics import ALIGNMENT_TOLERANCE, error_rates, midi_to_hz, note_scores, word_onset_errors
     from singalign.transcribe import TranscribeOptions, Transcriber
 
     tr = Transcriber(bundle, options or TranscribeOptions(keep_frames=False))
+    extra = {
+        k: decode.DecodeOptions.from_dict({**tr.decode_options.to_dict(), **v})
+        for k, v in (decoders or {}).items()
+    }
+    extra_hyps: dict[str, list[str]] = {k: [] for k in extra}
+    onset_errors, n_align_ref = [], 0
     rows, refs, hyps, ids, notes_rows = [], [], [], [], []
     for r in tqdm(records, desc="evaluate", unit="item", disable=not progress):
         with record_audio(r) as (audio, shift_t):  # a segment is cut out first
-            res = tr(audio)
+            feats, post, duration = tr.posteriors(audio)
+        res = tr.result_from(audio, feats, post, duration)
         hyp = " ".join(w.word for w in res.words) if res.words else res.text.replace("\n", " ")
         row: dict[str, Any] = {"id": r.id, "reference": r.text, "hypothesis": hyp}
+        for k, opts in extra.items():
+            text = decode.decode_text(post["char_log_probs"], opts) if "char_log_probs" in post else ""
+            row[f"hypothesis_{k}"] = " ".join(text.split())
+            extra_hyps[k].append(row[f"hypothesis_{k}"])
+        if align and r.words and r.text.strip() and "char_log_probs" in post:
+            aligned = tr.result_from(audio, feats, post, duration, lyrics=r.text)
+            err = word_onset_errors(
+                [w.start - shift_t for w in r.words],
+                [w.start for w in aligned.words],
+                [w.word for w in r.words],
+                [w.word for w in aligned.words],
+            )
+            row["alignment"] = {
+                "mean_abs_error": float(err.mean()) if err.size else None,
+                "n_ref_words": len(r.words),
+                "n_paired": int(err.size),
+            }
+            onset_errors.append(err)
+            n_align_ref += len(r.words)
         if r.notes and res.notes is not None and bundle.model_config.has_pitch_onset:
             ref_iv = np.array([[n.onset - shift_t, n.offset - shift_t] for n in r.notes])
             ref_hz = midi_to_hz(np.array([n.pitch + r.pitch_shift for n in r.notes]))
@@ -102,6 +139,20 @@ def evaluate_records(
         "insertions": rates.get("insertions"),
         "n_ref_words": rates.get("n_ref_words"),
     }
+    if extra:
+        summary["decoders"] = {}
+        for k, h in extra_hyps.items():
+            er = error_rates(refs, h)
+            summary["decoders"][k] = {"wer": er.get("wer"), "cer": er.get("cer")}
+    if onset_errors:
+        err = np.concatenate(onset_errors)
+        summary["alignment"] = {
+            "mean_abs_error": float(err.mean()) if err.size else None,
+            "median_abs_error": float(np.median(err)) if err.size else None,
+            f"within_{ALIGNMENT_TOLERANCE:g}s": float((err <= ALIGNMENT_TOLERANCE).sum() / n_align_ref),
+            "n_ref_words": n_align_ref,
+            "n_paired": int(err.size),
+        }
     if notes_rows:
         summary["notes"] = {
             m: {k: float(np.mean([nr[m][k] for nr in notes_rows])) for k in ("precision", "recall", "f")}

@@ -394,7 +394,8 @@ class EpochLoop:
         Args:
             batches: epoch -> that epoch's batches (lists of item indices) for all ranks together; a
                 pure function of the epoch, so a resumed run sees the same ones. Rank r takes every
-                world-th batch from the r-th, all ranks the same number.
+                world-th batch from the r-th, all ranks the same number (at least one: with fewer batches
+                than ranks, batches are shared).
             loss: (epoch, batch index within the epoch, item indices) -> loss terms (scalar tensors)
                 with the total under ``"loss"``; each term's epoch mean is recorded as ``train_<name>``.
             validate: () -> figures, run on rank 0 after each epoch and recorded as ``valid_<name>``;
@@ -471,7 +472,10 @@ class EpochLoop:
         while state["epoch"] < cfg.epochs and not killed:
             epoch = state["epoch"]
             every = batches(epoch)
-            mine = every[d.rank :: d.world][: len(every) // d.world or 1]
+            # every rank takes the same number of batches (DDP steps in lockstep); with fewer batches
+            # than ranks, some are shared
+            per_rank = max(1, len(every) // d.world)
+            mine = [every[(d.rank + k * d.world) % len(every)] for k in range(per_rank)] if every else []
             bar = tqdm(total=len(mine), initial=state["batch_in_epoch"], desc=f"epoch {epoch + 1}",
                        disable=not (progress and d.main), leave=False)  # fmt: skip
             sums: dict[str, float] = {}

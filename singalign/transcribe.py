@@ -220,28 +220,39 @@ class Transcriber:
         the lyrics CRNN's posteriors instead of being decoded, and the result's lines are the given
         lines, timed by their words.
         """
+        path = str(path)
+        feats, post, duration = self.posteriors(path, progress)
+        return self.result_from(path, feats, post, duration, lyrics)
+
+    def result_from(
+        self,
+        path: str,
+        feats: np.ndarray,
+        post: dict[str, np.ndarray],
+        duration: float,
+        lyrics: str | None = None,
+        decode_options=None,
+    ):
+        """The ``TranscriptionResult`` of ``posteriors``' output: decoding (with ``decode_options``,
+        default the bundle's) or alignment of ``lyrics``, notes, lyrics on notes, lines. Several
+        decodings of one song can share one model pass this way."""
         from singalign import decode
         from singalign.result import Frames, LineTiming, TranscriptionResult
 
-        path = str(path)
-        feats, post, duration = self.posteriors(path, progress)
+        dec = decode_options or self.decode_options
         t = time.perf_counter()
         text, words, notes = "", [], []
         if "char_log_probs" in post:
             logp = post["char_log_probs"]
-            text = lyrics if lyrics is not None else decode.decode_text(logp, self.decode_options)
+            text = lyrics if lyrics is not None else decode.decode_text(logp, dec)
             words = decode.forced_align_words(logp, text) if text.strip() else []
         elif lyrics is not None:
             raise SingalignError(
                 f"{self.bundle.path}: this bundle has no lyrics model; it cannot align lyrics"
             )
         if "pitch_probs" in post:
-            onsets = decode.pick_onsets(
-                post["onset_probs"],
-                self.decode_options.onset_threshold,
-                self.decode_options.onset_half_window,
-            )
-            notes = decode.notes_from_frames(post["pitch_probs"], onsets, self.decode_options.min_note_frames)
+            onsets = decode.pick_onsets(post["onset_probs"], dec.onset_threshold, dec.onset_half_window)
+            notes = decode.notes_from_frames(post["pitch_probs"], onsets, dec.min_note_frames)
             if words:
                 notes = decode.attach_lyrics(notes, words)
         # the last frame runs past the end of the audio: nothing may end after the song does

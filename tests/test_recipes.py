@@ -90,7 +90,8 @@ def test_chain_on_tiny_synthetic_corpora(tmp_path):
          "--mode", "multitask", "--epochs", "2", "--batch-size", "4", "--speech-per-batch", "1")  # fmt: skip
     hist = [json.loads(x) for x in (w / "run/history.jsonl").read_text().splitlines()]
     assert len(hist) == 2 and "valid_wer" in hist[-1] and "valid_pitch_frame_error" in hist[-1]
-    _run("recipes/evaluate.py", "--manifest", str(w / "m/songs.jsonl"), "--bundle", str(w / "run/best"), "--greedy", "--no-separation", "--out", str(w / "eval"))  # fmt: skip
+    _run("recipes/evaluate.py", "--manifest", str(w / "m/songs.jsonl"), "--bundle", str(w / "run/best"), "--greedy", "--no-separation", "--out", str(w / "eval"),
+         "--also", "beam", "--align")  # fmt: skip
     summary = json.loads((w / "eval/summary.json").read_text())
     assert (
         summary["n_items"] == 2
@@ -98,6 +99,9 @@ def test_chain_on_tiny_synthetic_corpora(tmp_path):
         and set(summary["notes"]) == {"COn", "COnP", "COnPOff"}
     )
     assert "Table 1" in (w / "eval/tables.txt").read_text()
+    assert set(summary["decoders"]) == {"beam"} and 0 <= summary["decoders"]["beam"]["cer"]
+    n_words = sum(len(s["words"]) for s in songs)
+    assert summary["alignment"]["n_ref_words"] == n_words and summary["alignment"]["mean_abs_error"] >= 0
     # data selection with the trained (tiny) pitch model, with planted faults reported
     out = _run("recipes/select_songs.py", "--manifest", str(w / "m/songs.jsonl"), "--bundle", str(w / "run/best"),
                "--out", str(w / "m/selected.jsonl"), "--no-separation", "--plant", "0.5", "--threshold", "1.0")  # fmt: skip
