@@ -36,6 +36,12 @@ use FAISS (``pip install faiss-cpu``, not a dependency): build ``faiss.IndexFlat
 ``faiss.IndexHNSWFlat(E, 32, faiss.METRIC_INNER_PRODUCT)`` (approximate) from ``Library.matrix(space)``,
 ``faiss.write_index`` it beside the database keyed by the ``model`` fingerprint and the track count,
 and map its row numbers back through the ids ``matrix`` returns; the rest of this module is unchanged.
+
+Lyrics search is FTS5 (exact phrase matches, then BM25 of the words) scoring a bounded number of
+tracks per query (``Library.search_fts``), and fusing rankings reads only the ranks the fused top
+needs (``fuse_top``, equal to fusing the whole lists): at 100k tracks a text or ``--like`` search takes
+about 4 ms once the matrices are loaded, a lyrics search about 10 ms (median) and 30 ms (p99) on
+two cores (``bench/bench_library.py``), plus embedding the query text.
 """
 
 from __future__ import annotations
@@ -63,6 +69,15 @@ SCHEMA_VERSION = 1
 RRF_K = 60
 #: FTS candidates considered by a lyrics search.
 FTS_CANDIDATES = 200
+#: Most tracks one stage of a lyrics query scores with BM25 (FTS5 spends about 2 us per scored
+#: track, so this bounds the latency: see ``Library.search_fts``).
+FTS_SCORED = 5000
+#: Most tracks with only common words a lyrics query scores when they might still rank (see ``_rank_words``).
+FTS_FILL = 1000
+#: Most exact-phrase matches a lyrics query ranks (a phrase sung in more tracks: its first ones by id).
+FTS_PHRASE_HITS = 1000
+#: FTS5's bm25() constants: a word adds at most idf * (k1 + 1) to a track's score.
+_BM25_K1, _BM25_B = 1.2, 0.75
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -145,6 +160,11 @@ class Library:
                 f"{self.path}: no such library (create it with `singalign index add PATH --db {self.path}`)"
             )
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._matrices: dict[str, tuple[np.ndarray, list[str], np.ndarray]] = {}
+        # word document frequencies for lyrics search, valid while (data_version, _writes) holds
+        self._writes = 0
+        self._fts_stats_key: tuple[int, int] | None = None
+        self._fts_stats: tuple[int, float, dict[str, int]] = (0, 1.0, {})
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves (one transaction per file)
             self.db = sqlite3.connect(str(self.path), timeout=60, isolation_level=None)
@@ -159,7 +179,6 @@ class Library:
             self.set_meta({"schema_version": str(SCHEMA_VERSION)})
         elif int(version) != SCHEMA_VERSION:
             raise SingalignError(f"{self.path}: library schema v{version}, this code reads v{SCHEMA_VERSION}")
-        self._matrices: dict[str, tuple[np.ndarray, list[str], np.ndarray]] = {}
 
     def close(self) -> None:
         self.db.close()
@@ -188,6 +207,7 @@ class Library:
 
             def __exit__(self, exc_type, exc, tb):
                 lib.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+                lib._writes += 1
                 return False
 
         return _Tx()
@@ -324,8 +344,17 @@ class Library:
             scores[np.isin(ids, list(exclude))] = -np.inf
         k = min(top, len(ids))
         best = np.argpartition(-scores, k - 1)[:k]
-        best = best[np.argsort(-scores[best], kind="stable")]
+        best = best[np.lexsort((best, -scores[best]))]  # ties: in id order
         return [(int(ids[i]), paths[i], float(scores[i])) for i in best if np.isfinite(scores[i])]
+
+    def vector_ranking(self, query: np.ndarray, space: str, exclude: set[int] | None = None) -> VectorRanking:
+        """Every track of ``space`` ranked by cosine with ``query`` (``exclude``: left out), kept as
+        scores: fusing it reads the ranks it needs instead of listing all N tracks in Python."""
+        ids, _, mat = self.matrix(space)
+        scores = mat @ np.asarray(query, np.float32).reshape(-1)
+        if exclude:
+            scores[np.isin(ids, list(exclude))] = -np.inf
+        return VectorRanking(ids, scores)
 
     def rank_vector(self, query: np.ndarray, space: str) -> dict[int, int]:
         """Every track's rank (0 = best) by cosine with ``query``."""
@@ -334,21 +363,175 @@ class Library:
         return {int(ids[i]): r for r, i in enumerate(order)}
 
     def search_fts(self, phrase: str, limit: int = FTS_CANDIDATES) -> list[int]:
-        """Track ids whose transcript matches ``phrase``: exact phrase matches first, then any of its
-        words, each group by BM25."""
-        words = re.findall(r"[a-z0-9']+", phrase.lower())
+        """Track ids whose transcript matches ``phrase``, best first: exact phrase matches first (by
+        BM25 of the phrase), then tracks with any of its words, by FTS5's BM25 of the OR of its words.
+
+        Each stage scores a bounded number of tracks, because FTS5 computes ``bm25()`` for every
+        track that matches (about 2 us each, after one more scan of each phrase for its IDF): an OR
+        of common words matches most of the library, so ranking it whole took 100-200 ms at 100k
+        tracks. Instead (``_rank_words``): words in half the tracks or more are left out of the OR
+        (FTS5 clamps their IDF to 1e-6: they add at most a few 1e-6 to a score); every track with one
+        of the rarest words (together in at most ``FTS_SCORED`` tracks) gets its exact score over
+        all the words; a track with only common words scores at most a bound (idf * (k1 + 1) summed
+        over them), so when ``limit`` tracks score above it the list is that of ranking every match.
+        Otherwise up to ``FTS_FILL`` tracks with only common words are scored, those with all of
+        them first, in id order: a query of common words alone ranks a subset of its matches. The
+        phrase stage ranks its first ``FTS_PHRASE_HITS`` matches (``_phrase_hits``).
+        """
+        words = [w for w in re.findall(r"[a-z0-9']+", phrase.lower()) if w.strip("'")]
         if not words:
             return []
-        quoted = [f'"{w}"' for w in words]
         out: list[int] = []
-        for query in (f'"{" ".join(words)}"', " OR ".join(quoted)):
-            rows = self.db.execute(
-                "SELECT rowid FROM lyrics_fts WHERE lyrics_fts MATCH ? ORDER BY bm25(lyrics_fts) LIMIT ?",
-                (query, limit),
-            ).fetchall()
+        if len(words) > 1:  # one word: the phrase is the word, ranked below
+            out = self._phrase_hits(words)[:limit]
+        if len(out) < limit:
             seen = set(out)
-            out += [int(r[0]) for r in rows if int(r[0]) not in seen]
+            out += [i for i in self._rank_words(words, limit) if i not in seen]
         return out[:limit]
+
+    def _phrase_hits(self, words: list[str]) -> list[int]:
+        """Tracks containing the exact phrase, in the order of FTS5's BM25 of the phrase, among its
+        first ``FTS_PHRASE_HITS`` tracks. The phrase's IDF is the same for every track, so the order
+        is that of its term-frequency part, computed here from the phrase's count in the track and
+        the track's length (``bm25()`` would first scan every match of the phrase once more for the
+        IDF: a phrase of common words costs two full scans of most of the index)."""
+        rows = self.db.execute(
+            "SELECT rowid, highlight(lyrics_fts, 0, char(1), ''), "
+            "(SELECT sz FROM lyrics_fts_docsize WHERE id = lyrics_fts.rowid) "  # its length: a varint
+            "FROM lyrics_fts WHERE lyrics_fts MATCH ? LIMIT ?",
+            (_fts_phrase(words), FTS_PHRASE_HITS),
+        ).fetchall()
+        if len(rows) <= 1:
+            return [int(r[0]) for r in rows]
+        avgdl = self._fts_stats_now()[1]
+
+        def key(row: tuple[int, str, bytes]) -> tuple[float, int]:
+            f = row[1].count("\x01")  # one mark per phrase instance
+            d = (_varints(bytes(row[2] or b"")) or [avgdl])[0]
+            return -f * (_BM25_K1 + 1) / (f + _BM25_K1 * (1 - _BM25_B + _BM25_B * d / avgdl)), int(row[0])
+
+        return [int(r[0]) for r in sorted(rows, key=key)]
+
+    def _fts_scores(self, expr: str, cap: int, limit: int | None = None) -> list[tuple[int, float]]:
+        """(track id, bm25) of at most ``cap`` tracks matching ``expr`` (in rowid order), best
+        first, at most ``limit`` of them. bm25 is FTS5's: negative, lower is better."""
+        rows = self.db.execute(
+            "SELECT rowid, s FROM (SELECT rowid, bm25(lyrics_fts) AS s FROM lyrics_fts "
+            "WHERE lyrics_fts MATCH ? LIMIT ?) ORDER BY s, rowid LIMIT ?",
+            (expr, cap, -1 if limit is None else limit),
+        ).fetchall()
+        return [(int(i), float(sc)) for i, sc in rows]
+
+    def _fts_count(self, expr: str, cap: int) -> int:
+        """min(number of tracks matching ``expr``, ``cap``), at the cost of reading ``cap`` of them."""
+        return int(
+            self.db.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM lyrics_fts WHERE lyrics_fts MATCH ? LIMIT ?)",
+                (expr, cap),
+            ).fetchone()[0]
+        )
+
+    def _fts_stats_now(self) -> tuple[int, float, dict[str, int]]:
+        """(FTS5's N, its mean track length in tokens, the word-count cache) for the index as it is now."""
+        version = self.db.execute("PRAGMA data_version").fetchone()[0]  # changes on others' commits
+        if self._fts_stats_key != (version, self._writes):
+            self._fts_stats_key = (version, self._writes)
+            n = int(self.db.execute("SELECT count(*) FROM lyrics_fts_docsize").fetchone()[0])
+            # FTS5's "averages" record (id 1): varints N, then the total tokens of each column
+            row = self.db.execute("SELECT block FROM lyrics_fts_data WHERE id = 1").fetchone()
+            values = _varints(bytes(row[0])) if row and row[0] else []
+            avgdl = values[1] / values[0] if len(values) >= 2 and values[0] > 0 and values[1] > 0 else 1.0
+            self._fts_stats = (n, avgdl, {})
+        return self._fts_stats
+
+    def _word_counts(self, words: list[str]) -> tuple[int, dict[str, int]]:
+        """FTS5's N (tracks) and each word's document frequency, exact up to ``FTS_SCORED`` and
+        up to half the tracks (enough to know the IDF of every word that can score). Counts are
+        kept in memory until the database changes (common words recur in every query)."""
+        n, _, cache = self._fts_stats_now()
+        for w in dict.fromkeys(words):
+            if w not in cache:
+                c = self._fts_count(_fts_phrase([w]), FTS_SCORED + 1)
+                cache[w] = c if c <= FTS_SCORED else self._fts_count(_fts_phrase([w]), (n + 1) // 2)
+        return n, {w: cache[w] for w in words}
+
+    def _rank_words(self, words: list[str], limit: int) -> list[int]:
+        """Tracks containing any of ``words`` by FTS5's BM25 of ``"w1" OR "w2" OR ...``, scoring at
+        most about ``FTS_SCORED`` tracks per stage (see ``search_fts``)."""
+        n, df = self._word_counts(words)
+        zero = {w for w in df if 2 * df[w] >= n}  # idf = log((n - df + .5) / (df + .5)) <= 0: 1e-6
+        rare: set[str] = set()
+        total = 0
+        for w in sorted(set(df) - zero, key=lambda w: (df[w], w)):
+            if total + df[w] > FTS_SCORED:
+                break
+            rare.add(w)
+            total += df[w]
+        common = set(df) - zero - rare
+        # expressions keep the query's order and repeats, as the plain OR query did
+        rare_q = [w for w in words if w in rare]
+        common_q = [w for w in words if w in common]
+        zero_q = [w for w in words if w in zero]
+        scores: dict[int, float] = {}
+        if rare_q and common_q:  # every track with a rare word, then those with common words too
+            scores.update(self._fts_scores(_fts_or(rare_q), FTS_SCORED + 1))
+            scores.update(self._fts_scores(f"({_fts_or(common_q)}) AND ({_fts_or(rare_q)})", FTS_SCORED + 1))
+        elif rare_q:  # nothing to add to their scores: the best ``limit`` suffice
+            scores.update(self._fts_scores(_fts_or(rare_q), FTS_SCORED + 1, limit))
+        ranked = sorted(scores.items(), key=lambda kv: (kv[1], kv[0]))
+        # a track with none of the rare words scores at most this (idf <= the rarest common word's)
+        bound = sum((_BM25_K1 + 1) * _fts_idf(n, df[w]) for w in common_q + zero_q)
+        if len(ranked) >= limit and -ranked[limit - 1][1] > bound:
+            return [i for i, _ in ranked[:limit]]
+        # not decided: add tracks with only common words (then only near-zero-idf words) from a
+        # bounded scan, those with all of them first; every track keeps its true score
+        budget = FTS_FILL
+        for group, excluded in ((common_q, rare_q), (zero_q, rare_q + common_q)):
+            if group is zero_q and len(scores) >= limit:
+                break  # near-zero-idf words only rank tracks below every other match
+            for expr in (" AND ".join(_fts_phrase([w]) for w in group), _fts_or(group)):
+                if not group or budget <= 0:
+                    break
+                rows = self._fts_scores(f"({expr}) NOT ({_fts_or(excluded)})" if excluded else expr, budget)
+                budget -= len(rows)
+                for i, sc in rows:
+                    scores.setdefault(i, sc)
+        ranked = sorted(scores.items(), key=lambda kv: (kv[1], kv[0]))
+        return [i for i, _ in ranked[:limit]]
+
+
+def _fts_phrase(words: list[str]) -> str:
+    return '"' + " ".join(words) + '"'
+
+
+def _fts_or(words: list[str]) -> str:
+    return " OR ".join(_fts_phrase([w]) for w in words)
+
+
+def _varints(data: bytes) -> list[int]:
+    """SQLite's variable-length integers (as FTS5 writes them) in ``data``."""
+    out, i = [], 0
+    while i < len(data):
+        v = 0
+        for j in range(9):
+            if i >= len(data):
+                return out
+            c = data[i]
+            i += 1
+            if j == 8:
+                v = (v << 8) | c
+                break
+            v = (v << 7) | (c & 0x7F)
+            if c < 0x80:
+                break
+        out.append(v)
+    return out
+
+
+def _fts_idf(n: int, df: int) -> float:
+    """FTS5's bm25() IDF of a word in ``df`` of ``n`` tracks."""
+    idf = float(np.log((n - df + 0.5) / (df + 0.5)))
+    return idf if idf > 0 else 1e-6
 
 
 def fuse_rankings(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
@@ -358,6 +541,88 @@ def fuse_rankings(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, 
         for r, i in enumerate(ranking):
             scores[i] = scores.get(i, 0.0) + 1.0 / (k + r + 1)
     return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+class VectorRanking:
+    """All tracks of one space by decreasing cosine ``scores`` (N,) with ``ids`` (N,) ascending, as
+    a ranked list: tracks whose score is not finite (excluded) are left out, ties go in id order."""
+
+    def __init__(self, ids: np.ndarray, scores: np.ndarray) -> None:
+        self.ids = ids
+        self.scores = scores
+        self.valid = np.isfinite(scores)
+        self.n = int(self.valid.sum())
+        self._sorted: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return self.n
+
+    def best(self, depth: int) -> np.ndarray:
+        """Positions of every track scoring at least the ``depth``-th best score (>= depth of them)."""
+        if depth >= self.n:
+            return np.flatnonzero(self.valid)
+        kth = np.partition(self.scores[self.valid], self.n - depth)[self.n - depth]
+        return np.flatnonzero(self.scores >= kth)
+
+    def ranks(self, pos: np.ndarray) -> np.ndarray:
+        """Ranks (0 = best) of the tracks at positions ``pos`` (finite scores) in the list."""
+        if self._sorted is None:
+            self._sorted = np.sort(self.scores[self.valid])
+        s = self.scores[pos]
+        right = np.searchsorted(self._sorted, s, side="right")
+        ranks = (self.n - right).astype(np.int64)  # tracks scoring higher
+        tied = np.flatnonzero(right - np.searchsorted(self._sorted, s, side="left") > 1)
+        if len(tied) > 64:  # many equal scores: one stable sort answers all
+            order = np.argsort(-self.scores, kind="stable")
+            full = np.empty(len(order), np.int64)
+            full[order] = np.arange(len(order))
+            return full[pos]
+        for j in tied:  # equal scores before it (in id order)
+            ranks[j] += np.count_nonzero(self.scores[: pos[j]] == s[j])
+        return ranks
+
+
+def fuse_top(rankings: list[list[int] | VectorRanking], top: int, k: int = RRF_K) -> list[tuple[int, float]]:
+    """``fuse_rankings(rankings)[:top]`` (the same scores and order) where a ``VectorRanking``
+    stands for its whole list, without listing it: the fused top can only hold tracks from the
+    explicit lists or from the first ``depth`` of some vector ranking, as long as the ``top``-th
+    fused score beats what a track ranked below ``depth`` everywhere can reach (else ``depth`` grows).
+    """
+    if top <= 0:
+        return []
+    vectors = [r for r in rankings if isinstance(r, VectorRanking)]
+    listed = np.array([i for r in rankings if not isinstance(r, VectorRanking) for i in r], np.int64)
+    depth = max(4 * top, 256)
+    while True:
+        parts, bound, complete = [listed], 0.0, True
+        for v in vectors:
+            best = v.best(depth)
+            parts.append(v.ids[best])
+            if len(best) < v.n:
+                complete = False
+                bound += 1.0 / (k + len(best) + 1)  # every other track ranks below all of these
+        cand = np.unique(np.concatenate(parts))
+        fused = np.zeros(len(cand))
+        first = np.full(len(cand), np.iinfo(np.int64).max)  # first appearance: fuse_rankings' tie order
+        offset = 0
+        for r in rankings:  # in order, so each track's sum adds up as in fuse_rankings
+            if isinstance(r, VectorRanking):
+                pos = np.minimum(np.searchsorted(r.ids, cand), len(r.ids) - 1)
+                there = np.flatnonzero((r.ids[pos] == cand) & r.valid[pos]) if len(r.ids) else pos[:0]
+                rank = r.ranks(pos[there])
+                fused[there] += 1.0 / (k + rank + 1)
+                first[there] = np.minimum(first[there], offset + rank)
+                offset += r.n
+            elif len(r):
+                at = np.searchsorted(cand, np.asarray(r, np.int64))
+                rank = np.arange(len(r))
+                np.add.at(fused, at, 1.0 / (k + rank + 1))
+                np.minimum.at(first, at, offset + rank)
+                offset += len(r)
+        order = np.lexsort((first, -fused))
+        if complete or (len(order) >= top and fused[order[top - 1]] > bound):
+            return [(int(cand[j]), float(fused[j])) for j in order[:top]]
+        depth *= 8
 
 
 # ----------------------------------------------------------------------------- analysis
@@ -649,10 +914,8 @@ def search_library(
 
     if not (query or lyrics or like):
         raise SingalignError("give a QUERY, --lyrics PHRASE or --like FILE")
-    rankings: list[list[int]] = []
-    vector_hits: list[tuple[int, str, float]] | None = None
     exclude: set[int] = set()
-    n = lib.count()
+    vectors: list[tuple[np.ndarray, str]] = []  # (query vector, space) of each vector criterion
     if like:
         p = str(Path(like).resolve())
         known = lib.lookup(p)
@@ -664,22 +927,20 @@ def search_library(
             exclude.add(known[0])
         else:
             vec = embedder.embed_file(like)["tags"]
-        vector_hits = lib.search_vector(vec, "tags", n, exclude)
-        rankings.append([h[0] for h in vector_hits])
+        vectors.append((vec, "tags"))
     if query:
-        hits = lib.search_vector(embedder.embed_texts([query], "tags")[0], "tags", n, exclude)
-        vector_hits = hits if vector_hits is None else None
-        rankings.append([h[0] for h in hits])
+        vectors.append((embedder.embed_texts([query], "tags")[0], "tags"))
+    if not lyrics and len(vectors) == 1:  # one vector criterion: its cosine scores
+        hits = lib.search_vector(vectors[0][0], "tags", top, exclude)
+        return [{"path": p, "score": round(s, 6)} for _, p, s in hits]
+    rankings: list[list[int] | VectorRanking] = [lib.vector_ranking(v, sp, exclude) for v, sp in vectors]
     if lyrics:
-        vector_hits = None
         rankings.append([i for i in lib.search_fts(lyrics) if i not in exclude])
-        ids, _, _ = lib.matrix("lyrics")
-        if len(ids) and embedder is not None and "lyrics" in embedder.spaces:
-            hits = lib.search_vector(embedder.embed_texts([lyrics], "lyrics")[0], "lyrics", n, exclude)
-            rankings.append([h[0] for h in hits])
-    if vector_hits is not None and len(rankings) == 1:
-        return [{"path": p, "score": round(s, 6)} for _, p, s in vector_hits[:top]]
-    fused = fuse_rankings(rankings)[:top]
+        # the lyrics matrix is loaded only when a lyric-text embedding will be compared with it
+        if embedder is not None and "lyrics" in embedder.spaces and len(lib.matrix("lyrics")[0]):
+            vec = embedder.embed_texts([lyrics], "lyrics")[0]
+            rankings.append(lib.vector_ranking(vec, "lyrics", exclude))
+    fused = fuse_top(rankings, top)
     marks = ",".join("?" * len(fused))
     paths = dict(lib.db.execute(f"SELECT id, path FROM tracks WHERE id IN ({marks})", [i for i, _ in fused]))
     return [{"path": paths[i], "score": round(s, 6)} for i, s in fused]

@@ -222,3 +222,106 @@ def test_a_killed_indexer_leaves_a_consistent_index(tmp_path, bundle_dir):
     lib = Library(db)
     r = index_paths(lib, [str(music)], _analyzer(bundle_dir), _fp(bundle_dir), progress=False)
     assert (r.unchanged, r.added, lib.count()) == (done, n - done, n)
+
+
+def _song_library(tmp_path, n=300, seed=0):
+    """``n`` songs of 136 words: 60 from three words every song has, 64 from 20 words that each
+    song draws 8 of (each in about 40% of songs), 12 from 400 rarer ones (each in about 9 songs)."""
+    rng = np.random.default_rng(seed)
+    everywhere = ["i", "you", "the"]
+    common = "love my baby night heart and to fire rain dance light home road sky blue gold wild cold run free".split()
+    rare = [f"word{i}" for i in range(400)]
+    lib = Library(tmp_path / "songs.db", create=True)
+    songs = []
+    for i in range(n):
+        mine = list(rng.choice(common, 8, replace=False))
+        words = list(rng.choice(everywhere, 60)) + list(rng.choice(mine, 64)) + list(rng.choice(rare, 12))
+        songs.append([str(w) for w in rng.permutation(words)])
+        lib.add_track(f"/m/{i}.wav", f"s{i}", 1, 0.0, TrackAnalysis({}, transcript=" ".join(songs[-1])))
+    return lib, songs, everywhere + common
+
+
+@pytest.fixture
+def small_budgets(monkeypatch):
+    """Budgets small enough that a few hundred songs take the bounded paths of a 100k-track library."""
+    import singalign.library as L
+
+    monkeypatch.setattr(L, "FTS_SCORED", 40)
+    monkeypatch.setattr(L, "FTS_FILL", 60)
+    monkeypatch.setattr(L, "FTS_PHRASE_HITS", 30)
+
+
+def test_a_sung_phrase_finds_its_song_first_among_songs_sharing_its_words(tmp_path, small_budgets):
+    lib, songs, common = _song_library(tmp_path)
+    song = songs[137]
+    start = next(s for s in range(len(song) - 5) if sum(w in common for w in song[s : s + 5]) == 4)
+    phrase = " ".join(song[start : start + 5])  # four common words and one rarer one
+    assert lib.search_fts(phrase)[0] == 138  # track ids start at 1
+    assert search_library(lib, None, lyrics=phrase, top=3)[0]["path"] == "/m/137.wav"
+    # only common words: every song has them all, the exact phrase still decides
+    start = next(s for s in range(len(song) - 5) if all(w in common for w in song[s : s + 5]))
+    assert lib.search_fts(" ".join(song[start : start + 5]))[0] == 138
+    # phrase matches are ordered as FTS5's bm25() of the phrase orders them (computed without it)
+    checked = 0
+    for a, b in zip(song, song[1:], strict=False):
+        expr = f'"{a} {b}"'
+        ref = lib.db.execute(
+            "SELECT rowid, bm25(lyrics_fts) FROM lyrics_fts WHERE lyrics_fts MATCH ? ORDER BY 2", (expr,)
+        ).fetchall()
+        if 3 <= len(ref) <= 30:
+            scores = dict(ref)
+            got = lib._phrase_hits([a, b])
+            assert [scores[i] for i in got] == pytest.approx([sc for _, sc in ref], abs=1e-9)
+            checked += 1
+    assert checked >= 5
+
+
+def test_lyrics_ranking_is_bm25_of_all_words(tmp_path, small_budgets):
+    """The bounded OR stage ranks by FTS5's bm25() of the OR query; with a selective word its top
+    is the top of ranking every match (most tracks match: the bounds are what the test exercises)."""
+    lib, songs, common = _song_library(tmp_path)
+    rng = np.random.default_rng(1)
+    for trial in range(12):
+        words = [str(w) for w in rng.choice(common, 4)] + [f"word{int(rng.integers(400))}"] * (trial % 2)
+        ref = dict(
+            lib.db.execute(
+                "SELECT rowid, bm25(lyrics_fts) FROM lyrics_fts WHERE lyrics_fts MATCH ?",
+                (" OR ".join(f'"{w}"' for w in words),),
+            )
+        )
+        got = lib._rank_words(words, 50)
+        assert len(got) == 50 and all(i in ref for i in got)
+        assert all(ref[a] <= ref[b] + 1e-4 for a, b in zip(got, got[1:], strict=False))  # by score
+        if trial % 2:
+            best = sorted(ref.values())[:5]
+            assert [ref[i] for i in lib._rank_words(words, 5)] == pytest.approx(best, abs=1e-4)
+
+
+def test_fused_top_equals_fusing_whole_rankings():
+    from singalign.library import VectorRanking, fuse_top
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        ids = np.sort(rng.choice(5000, int(rng.integers(1, 3000)), replace=False))
+        scores = rng.standard_normal(len(ids)).astype(np.float32)
+        scores = np.round(scores, 1) if rng.random() < 0.5 else scores  # many equal scores
+        scores[rng.integers(0, len(ids), 3)] = -np.inf  # excluded tracks
+        fts = [int(i) for i in rng.permutation(ids)[:50]]
+        vec = VectorRanking(ids, scores)
+        whole = [int(ids[i]) for i in np.argsort(-scores, kind="stable") if np.isfinite(scores[i])]
+        top = int(rng.integers(1, 40))
+        assert fuse_top([fts, vec], top) == fuse_rankings([fts, whole])[:top]
+        assert fuse_top([vec, fts, vec], top) == fuse_rankings([whole, fts, whole])[:top]
+
+
+def test_lyrics_search_without_a_model_loads_no_matrix_and_sees_new_tracks(tmp_path):
+    lib = Library(tmp_path / "lib.db", create=True)
+    v = np.eye(16, dtype=np.float32)
+    lib.add_track("/m/0.wav", "s0", 1, 0.0, TrackAnalysis({"lyrics": v[0]}, transcript="blue moon rising"))
+    assert search_library(lib, None, lyrics="moon", top=5)[0]["path"] == "/m/0.wav"
+    assert lib._matrices == {}  # the first query paid for a matrix it did not use (0.2 s at 100k)
+    lib.add_track("/m/1.wav", "s1", 1, 0.0, TrackAnalysis({"lyrics": v[1]}, transcript="red sun setting"))
+    assert lib.search_fts("sun") == [2]  # word counts cached by the first query are renewed
+    other = Library(tmp_path / "lib.db")  # a write by another connection renews them too
+    other.add_track("/m/2.wav", "s2", 1, 0.0, TrackAnalysis({"lyrics": v[2]}, transcript="sun sun sun"))
+    assert lib.search_fts("sun") == [3, 2]
