@@ -70,3 +70,21 @@ def make_prepared(folder: Path, items: list[dict], seed: int = 0) -> Path:
         )
     write_items(folder, entries)
     return folder
+
+
+def run_process_group(args: list[str], timeout: float, **kw):
+    """``subprocess.run`` for commands that start children (torchrun): on timeout the whole process
+    group is killed, so no hung worker outlives the test; returns a CompletedProcess."""
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **kw
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"timed out after {timeout} s: {' '.join(args)}\n{err[-3000:]}")
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_process_group
 
 
 def _run(*args, timeout=600):
@@ -110,11 +110,11 @@ def test_chain_on_tiny_synthetic_corpora(tmp_path):
     assert "2/2 songs kept" in out and "planted faults handled correctly" in out  # threshold 1 keeps all
     # the same training recipe under torchrun, two processes (gloo), from the first run's config
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
+    proc = run_process_group(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29519",
          "recipes/train.py", "--config", str(w / "run/train_config.json"), "--out", str(w / "run_ddp"),
          "--epochs", "1"],
-        capture_output=True, text=True, cwd=ROOT, timeout=600, env=env,
+        timeout=600, cwd=ROOT, env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     hist = [json.loads(x) for x in (w / "run_ddp/history.jsonl").read_text().splitlines()]
