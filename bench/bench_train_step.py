@@ -1,6 +1,6 @@
 """Training-step speed on CPU: float32 against bfloat16 autocast (``TrainConfig.cpu_bf16``).
 
-Usage: python bench/bench_train_step.py [--preset small] [--batch 8] [--frames 1000] [--repeats 3]
+Usage: python bench/bench_train_step.py [--preset small] [--batch 16] [--frames 1000] [--repeats 3]
 
 One step = forward of both CRNNs (multitask mode) + the joint loss on random targets + backward,
 on random features (the cost does not depend on the values). Prints the median seconds per step of
@@ -20,9 +20,9 @@ from singalign.models.losses import LossConfig, joint_loss
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="small")
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--frames", type=int, default=1000)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
     torch.manual_seed(0)
     cfg = preset(args.preset, "multitask")

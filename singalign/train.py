@@ -62,8 +62,9 @@ class TrainConfig:
     patience: int = 10  # epochs without validation improvement before stopping
     seed: int = 0
     amp: bool = True  # float16 mixed precision, CUDA only
-    # bfloat16 autocast on CPU (weights and losses stay float32): about 1.6x faster training steps on
-    # CPUs with native bf16 (AVX512-BF16, AMX), slower on others, so off by default
+    # bfloat16 autocast on CPU (weights and losses stay float32): 1.14x faster `small` training steps
+    # on a 2-core AVX512-BF16 AMD EPYC (bench/bench_train_step.py), slower on CPUs without native
+    # bf16, so off by default
     cpu_bf16: bool = False
     device: str = "auto"
     save_every_steps: int | None = None  # extra mid-epoch checkpoints for long epochs
