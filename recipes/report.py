@@ -1,0 +1,113 @@
+"""Write a bundle's training report: the stages' data sizes, steps, hours and validation curves, and
+the test figures, as one text file (recipes/make_bundle.py --report stores it in the bundle).
+
+Usage:
+    python recipes/report.py --run runs/pretrain runs/multitask [--eval eval/summary.json ...] \
+        [--note "trained on synthetic singing"] --out REPORT.txt
+
+Each RUN is a folder of recipes/train.py (train_config.json, history.jsonl, best/); each --eval a
+summary.json of recipes/evaluate.py. Hours are the wall-clock seconds each run recorded (a resumed
+run counts each process's time once).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from singalign.files import read_jsonl, write_text
+
+
+def run_section(run: Path) -> list[str]:
+    cfg = json.loads((run / "train_config.json").read_text())
+    hist = read_jsonl(run / "history.jsonl") if (run / "history.jsonl").exists() else []
+    best = (
+        json.loads((run / "best" / "bundle.json").read_text()).get("training", {})
+        if (run / "best").exists()
+        else {}
+    )
+    # a resumed run restarts its clock: add up the last record of each process (seconds drop)
+    seconds, last = 0.0, 0.0
+    for h in hist:
+        if h["seconds"] < last:
+            seconds += last
+        last = h["seconds"]
+    seconds += last
+    m = cfg["model"]
+    lines = [
+        f"## {run.name}",
+        f"model: preset {m.get('preset')}, mode {m.get('mode')}; init from {cfg.get('init_from') or '-'}",
+        f"data: train {', '.join(cfg['train'])} ({best.get('train_items', '?')} items, "
+        f"{best.get('train_hours', '?')} h of audio); valid {', '.join(cfg.get('valid', [])) or '-'}",
+        f"batches of {cfg['batch_size']} ({cfg['speech_per_batch']} speech when songs and speech mix), lr {cfg['lr']}, "
+        f"{'bf16 autocast' if cfg.get('cpu_bf16') else 'float32'}",
+        f"trained: {len(hist)} epochs, {hist[-1]['step'] if hist else 0} steps, {seconds / 3600:.2f} h wall clock "
+        "(processes stopped mid-epoch not counted); "
+        f"best (exported) epoch {best.get('epoch', '-')}",
+        "",
+    ]
+    keys = [
+        k
+        for k in ("train_loss", "train_ctc", "valid_wer", "valid_cer", "valid_pitch_frame_error")
+        if hist and k in hist[-1]
+    ]
+    lines.append("| epoch | step | " + " | ".join(keys) + " |")
+    lines.append("|---:|---:|" + "---:|" * len(keys))
+    for h in hist:
+        lines.append(
+            f"| {h['epoch']} | {h['step']} | "
+            + " | ".join(f"{h.get(k, float('nan')):.3f}" for k in keys)
+            + " |"
+        )
+    return lines + [""]
+
+
+def eval_section(path: Path) -> list[str]:
+    s = json.loads(path.read_text())
+    lines = [
+        f"## test: {path}",
+        f"bundle {s.get('bundle')}, {s.get('n_items')} items, {s.get('n_ref_words')} words",
+    ]
+    lines.append(f"WER {s['wer']:.3f}, CER {s['cer']:.3f} (the bundle's decoding)")
+    for k, d in (s.get("decoders") or {}).items():
+        lines.append(f"WER {d['wer']:.3f}, CER {d['cer']:.3f} ({k})")
+    if "notes" in s:
+        lines.append(
+            "notes (mean over songs of mir_eval P/R/F): "
+            + "; ".join(
+                f"{m} F {v['f']:.3f} (P {v['precision']:.3f}, R {v['recall']:.3f})"
+                for m, v in s["notes"].items()
+            )
+        )
+    if "alignment" in s:
+        a = s["alignment"]
+        lines.append(
+            f"alignment of the reference lyrics: mean abs word-onset error {a['mean_abs_error']:.3f} s, "
+            f"median {a['median_abs_error']:.3f} s, within 0.3 s {a['within_0.3s']:.3f} ({a['n_ref_words']} words)"
+        )
+    return lines + [""]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--run", nargs="+", required=True, help="run folders of recipes/train.py, in order")
+    ap.add_argument("--eval", nargs="*", default=[], help="summary.json files of recipes/evaluate.py")
+    ap.add_argument("--note", default="", help="a first paragraph (what the model is, on what data)")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    lines = ["# Training report", ""] + ([args.note, ""] if args.note else [])
+    for r in args.run:
+        lines += run_section(Path(r))
+    for e in args.eval:
+        lines += eval_section(Path(e))
+    write_text(args.out, "\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
