@@ -100,6 +100,12 @@ def test_chain_on_tiny_synthetic_corpora(tmp_path):
     )
     assert "Table 1" in (w / "eval/tables.txt").read_text()
     assert set(summary["decoders"]) == {"beam"} and 0 <= summary["decoders"]["beam"]["cer"]
+    report = _run("recipes/report.py", "--run", str(w / "run"), "--eval", str(w / "eval/summary.json"),
+                  "--note", "tiny test", "--out", str(w / "REPORT.txt"))  # fmt: skip
+    assert (
+        "trained: 2 epochs" in report and "| 2 |" in report and "(beam)" in report and "alignment" in report
+    )
+    assert (w / "REPORT.txt").read_text().strip() == report.strip()
     n_words = sum(len(s["words"]) for s in songs)
     assert summary["alignment"]["n_ref_words"] == n_words and summary["alignment"]["mean_abs_error"] >= 0
     # data selection with the trained (tiny) pitch model, with planted faults reported
