@@ -11,13 +11,13 @@ greedy against beam + LM); --align scores forced alignment of the reference lyri
 prepared items (recipes/train.py's validation), not here: they cannot transcribe unseen audio.
 """
 
-import argparse
 import json
 import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
 
+from singalign import recipe
 from singalign.bundle import Bundle
 from singalign.data.manifest import load_manifest
 from singalign.evaluate import evaluate_records, tables
@@ -26,11 +26,7 @@ from singalign.transcribe import TranscribeOptions
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    ap = recipe.parser(__doc__)
     ap.add_argument("--manifest", required=True, nargs="+")
     ap.add_argument("--bundle", required=True, nargs="+")
     ap.add_argument("--label", nargs="*", default=None)

@@ -7,20 +7,16 @@ Usage:
 Without --shard the stage finalizes by itself. Finished items are skipped on a re-run.
 """
 
-import argparse
 import logging
 import sys
 
+from singalign import recipe
 from singalign.data.manifest import load_manifest
 from singalign.prepare import PrepareConfig, finalize, prepare_records
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    ap = recipe.parser(__doc__)
     ap.add_argument("--manifest", nargs="*", default=[], help="manifest file(s)")
     ap.add_argument("--out", required=True, help="prepared folder")
     ap.add_argument(

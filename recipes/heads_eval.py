@@ -10,20 +10,16 @@ retrieval by the lyrics embedding alone) and EVAL/queries.jsonl (every query wit
 The tag vocabulary is the bundle's (the training tags) unless --tags gives one.
 """
 
-import argparse
 import json
 import logging
 import sys
 
+from singalign import recipe
 from singalign.contrastive_train import evaluate_bundle
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__,
-    )
+    ap = recipe.parser(__doc__)
     ap.add_argument("--bundle", required=True)
     ap.add_argument("--prepared", nargs="+", required=True, help="prepared folders of the held-out songs")
     ap.add_argument("--metadata", nargs="+", required=True)

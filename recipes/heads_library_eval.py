@@ -12,7 +12,6 @@ Writes EVAL/queries.jsonl (query, song, rank) and EVAL/summary.json (R@1/5/10, m
 Audio files are matched to metadata by file stem = song id.
 """
 
-import argparse
 import json
 import logging
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from singalign import recipe
 from singalign.bundle import Bundle
 from singalign.embed import Embedder, EmbedOptions
 from singalign.files import write_json, write_jsonl
@@ -28,11 +28,7 @@ from singalign.textsample import caption_of, load_metadata
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__,
-    )
+    ap = recipe.parser(__doc__)
     ap.add_argument("--bundle", required=True)
     ap.add_argument("--audio", nargs="+", required=True, help="audio files or folders of the songs")
     ap.add_argument("--metadata", nargs="+", required=True)

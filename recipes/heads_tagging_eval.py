@@ -12,7 +12,6 @@ the corpus (the prompt ensemble of singalign.textsample); EVAL/summary.json gets
 PR-AUC (and, for GTZAN, zero-shot genre accuracy), EVAL/scores.jsonl every clip's scores.
 """
 
-import argparse
 import json
 import logging
 import sys
@@ -20,18 +19,14 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from singalign import metrics
+from singalign import metrics, recipe
 from singalign.data import tagging
 from singalign.embed import Embedder, EmbedOptions
 from singalign.files import write_json, write_jsonl
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__,
-    )
+    ap = recipe.parser(__doc__)
     ap.add_argument("--bundle", required=True)
     ap.add_argument("--corpus", choices=("mtat", "mtg", "gtzan"), required=True)
     ap.add_argument("--root", required=True, help="audio root (GTZAN: the folder holding genres/)")

@@ -15,21 +15,17 @@ compare with the ALT run's). PREP folders come from recipes/features.py (items a
 RUN/best is a bundle with the head: use it with `singalign index add/search/tag --bundle RUN/best`.
 """
 
-import argparse
 import json
 import logging
 import sys
 from dataclasses import replace
 
+from singalign import recipe
 from singalign.contrastive_train import HeadTrainConfig, fit_heads
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__,
-    )
+    ap = recipe.parser(__doc__)
     ap.add_argument("--config", help="a train_config.json written by an earlier run (options override it)")
     ap.add_argument("--bundle", help="the trained ALT bundle whose encoder the heads sit on")
     ap.add_argument("--train", nargs="+", help="prepared training folders")

@@ -21,17 +21,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+from singalign import recipe
 from singalign.bundle import MAX_BUNDLE_MB, Bundle, bundle_size
-from singalign.errors import SingalignError
 from singalign.lm import COMPACT, bundle_files
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    ap = recipe.parser(__doc__)
     ap.add_argument("--from", dest="src", required=True, help="a trained bundle (e.g. RUN/best)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--separator", default=None)
@@ -50,11 +46,7 @@ def main(argv=None) -> int:
         "--max-mb", type=float, default=MAX_BUNDLE_MB, help="size cap in MB (default: %(default)s)"
     )
     args = ap.parse_args(argv)
-    try:
-        return run(args)
-    except SingalignError as exc:
-        print(f"make_bundle: error: {exc}", file=sys.stderr)
-        return 1
+    return recipe.run("make_bundle", run, args)
 
 
 def run(args: argparse.Namespace) -> int:

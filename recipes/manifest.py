@@ -8,20 +8,16 @@ Usage:
 Corpora: librispeech, dali, jamendo, magnatagatune, mtg-jamendo, gtzan (see singalign.data).
 """
 
-import argparse
 import logging
 import sys
 
+from singalign import recipe
 from singalign.data.corpora import CORPORA, read_corpus
 from singalign.data.manifest import save_manifest
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    ap = recipe.parser(__doc__)
     ap.add_argument("--corpus", required=True, choices=CORPORA)
     ap.add_argument("--root", required=True)
     ap.add_argument("--split", default="")

@@ -10,11 +10,11 @@ summary.json of recipes/evaluate.py. Hours are the wall-clock seconds each run r
 run counts each process's time once).
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+from singalign import recipe
 from singalign.files import read_jsonl, write_text
 
 
@@ -89,11 +89,7 @@ def eval_section(path: Path) -> list[str]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    ap = recipe.parser(__doc__)
     ap.add_argument("--run", nargs="+", required=True, help="run folders of recipes/train.py, in order")
     ap.add_argument("--eval", nargs="*", default=[], help="summary.json files of recipes/evaluate.py")
     ap.add_argument("--note", default="", help="a first paragraph (what the model is, on what data)")

@@ -20,7 +20,6 @@ found and undone; a random melody and notes 300 ms late, which must be dropped) 
 many of each were handled correctly: proof that the stage does what it claims.
 """
 
-import argparse
 import json
 import logging
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from singalign import recipe
 from singalign.bundle import Bundle
 from singalign.data.manifest import load_manifest, save_manifest
 from singalign.files import atomic_path, write_jsonl
@@ -37,11 +37,7 @@ from singalign.transcribe import TranscribeOptions, Transcriber
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    ap = recipe.parser(__doc__)
     ap.add_argument("--manifest", required=True, help="songs with notes (whole songs)")
     ap.add_argument("--bundle", required=True, help="a bundle with a pitch model")
     ap.add_argument("--out", required=True, help="manifest of the kept songs (with pitch_shift set)")

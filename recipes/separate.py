@@ -9,20 +9,16 @@ The separator is the one a bundle names (e.g. the Open-Unmix model trained on sy
 the paper's umxhq from a local weights file. Speech records are not separated.
 """
 
-import argparse
 import logging
 import sys
 
+from singalign import recipe
 from singalign.data.manifest import load_manifest
 from singalign.prepare import separate_files
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    ap = recipe.parser(__doc__)
     ap.add_argument("--manifest", required=True)
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--bundle", help="use the separator this bundle names")

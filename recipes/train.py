@@ -23,16 +23,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from singalign import recipe
 from singalign.models import preset
 from singalign.train import TrainConfig, fit
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__,
-    )
+    ap = recipe.parser(__doc__)
     ap.add_argument("--config", help="a train_config.json (other options override it)")
     ap.add_argument("--train", nargs="+", help="prepared training folders")
     ap.add_argument("--valid", nargs="*", default=None, help="prepared validation folders")

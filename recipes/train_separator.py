@@ -7,19 +7,15 @@ STEMS holds <id>/vocals.flac and <id>/accompaniment.flac (the layout `singalign 
 The weights go to OUT/vocals.pth with OUT/separator.json; `recipes/make_bundle.py` puts them in a bundle.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
+from singalign import recipe
 from singalign.separation import SeparatorConfig, SeparatorTrainConfig, train_separator
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    ap = recipe.parser(__doc__)
     ap.add_argument("--stems", nargs="+", required=True, help="stems folder(s)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=SeparatorTrainConfig.steps)

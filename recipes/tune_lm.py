@@ -21,6 +21,7 @@ import logging
 import sys
 from dataclasses import replace
 
+from singalign import recipe
 from singalign.bundle import Bundle
 from singalign.data.manifest import load_manifest
 from singalign.errors import SingalignError
@@ -30,11 +31,7 @@ from singalign.transcribe import TranscribeOptions, Transcriber
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    ap = recipe.parser(__doc__)
     ap.add_argument("--bundle", required=True, help="a trained bundle with a lyrics model")
     data = ap.add_mutually_exclusive_group(required=True)
     data.add_argument("--manifest", nargs="+", help="validation manifest(s) (songs or utterances)")
@@ -53,11 +50,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     if args.lm and args.save_bundle:
         ap.error("--save-bundle stores weights tuned for the bundle's own LM: drop --lm")
-    try:
-        return run(args)
-    except SingalignError as exc:
-        print(f"tune_lm: error: {exc}", file=sys.stderr)
-        return 1
+    return recipe.run("tune_lm", run, args)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -178,3 +178,16 @@ def test_align_known_lyrics_keeps_lines_and_words(tmp_path, bundle, capsys):
     empty.write_text("  \n")
     assert main(["align", str(song), "--lyrics", str(empty), "--bundle", str(bundle), "-o", str(out)]) == 1
     assert "lyrics file is empty" in capsys.readouterr().err
+
+
+def test_recipe_errors_are_one_line_and_exit_1(capsys):
+    from singalign import recipe
+    from singalign.errors import SingalignError
+
+    def bad(args):
+        raise SingalignError("x.wav: not an audio file")
+
+    assert recipe.run("demo_recipe", bad, None) == 1
+    assert capsys.readouterr().err == "demo_recipe: error: x.wav: not an audio file\n"
+    assert recipe.run("demo_recipe", lambda a: 0, None) == 0
+    assert recipe.parser("Title line.\n\nUsage: x").description == "Title line."
