@@ -5,6 +5,8 @@ Usage:
         [--separator work/separator] [--lm work/lm] [--label "trained on synthetic singing ..."] \
         [--report eval/tables.txt] [--lm-binary compact|as-built] [--max-mb 50]
 
+--from is a bundle, or a run folder of recipes/train.py (then its latest checkpoint is exported,
+not RUN/best: the best-validation model can lag behind when the metric is coarse early on).
 --separator is a folder written by recipes/train_separator.py (vocals.pth + separator.json);
 --lm a folder written by `singalign lm build`. Of the LM, the bundle carries only what the decoder
 reads: the KenLM binary and the word list (lm/lm.bin, lm/unigrams.txt), never the ARPA text. The
@@ -28,7 +30,9 @@ from singalign.lm import COMPACT, bundle_files
 
 def main(argv=None) -> int:
     ap = recipe.parser(__doc__)
-    ap.add_argument("--from", dest="src", required=True, help="a trained bundle (e.g. RUN/best)")
+    ap.add_argument(
+        "--from", dest="src", required=True, help="a trained bundle (e.g. RUN/best), or a run folder"
+    )
     ap.add_argument("--out", required=True)
     ap.add_argument("--separator", default=None)
     ap.add_argument("--lm", default=None, help="an LM folder written by `singalign lm build`")
@@ -50,13 +54,18 @@ def main(argv=None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    bundle = Bundle.load(args.src)
-    extra = {}
-    if args.separator:
-        sep = json.loads((Path(args.separator) / "separator.json").read_text())
-        bundle.config["separator"] = {**sep, "kind": "umx", "weights": "separator/vocals.pth"}
-        extra["separator/vocals.pth"] = Path(args.separator) / "vocals.pth"
     with tempfile.TemporaryDirectory(prefix="make_bundle_") as work:
+        src = Path(args.src)
+        if (src / "checkpoint.pt").exists() and not (src / "bundle.json").exists():
+            from singalign.train import export_checkpoint
+
+            src = export_checkpoint(src, Path(work) / "checkpoint_bundle")
+        bundle = Bundle.load(src)
+        extra = {}
+        if args.separator:
+            sep = json.loads((Path(args.separator) / "separator.json").read_text())
+            bundle.config["separator"] = {**sep, "kind": "umx", "weights": "separator/vocals.pth"}
+            extra["separator/vocals.pth"] = Path(args.separator) / "vocals.pth"
         if args.lm:
             layout = COMPACT if args.lm_binary == "compact" else None
             bundle.config["lm"], lm_files = bundle_files(args.lm, work, layout)

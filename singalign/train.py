@@ -651,3 +651,30 @@ def _report(
         "history": history + [record],
         "config": replace(cfg).to_dict(),
     }
+
+
+def export_checkpoint(run_dir: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+    """Export a run's latest checkpoint (``RUN/checkpoint.pt``, not the best validation model in
+    ``RUN/best``) as a bundle at ``out``; its training report says which epoch and step it holds.
+
+    Returns:
+        The bundle folder.
+    """
+    from singalign.bundle import Bundle
+    from singalign.data.prepared import PreparedSet
+    from singalign.models import SingAlignModel
+
+    run = Path(run_dir)
+    cfg = TrainConfig.from_dict(json.loads((run / "train_config.json").read_text()))
+    ck = load_checkpoint(run / CHECKPOINT)
+    model = SingAlignModel(cfg.model)
+    model.load_state_dict(ck["model"])
+    history = ck["history"]
+    record = history[-1] if history else {"epoch": ck["epoch"], "step": ck["step"]}
+    train = PreparedSet.load(list(cfg.train), max_frames=cfg.max_frames)  # entries only: lazy
+    valid = PreparedSet.load(list(cfg.valid)) if cfg.valid else None
+    report = _report(cfg, record, history[:-1], train, valid)
+    # the weights are the checkpoint's (maybe mid-epoch), the "last" record the last finished epoch
+    report.update({"from_checkpoint": True, "epoch": ck["epoch"], "step": ck["step"],
+                   "batch_in_epoch": ck["batch_in_epoch"]})  # fmt: skip
+    return Bundle.from_model(model, cfg.features, separator=cfg.separator, training=report).save(out)

@@ -179,3 +179,16 @@ def test_cpu_bf16_autocast_trains_float32_weights(tmp_path):
         for a, b in zip(res.model.parameters(), ref.model.parameters(), strict=True)
     ]
     assert 0 < max(diffs) < 0.05
+
+
+def test_export_checkpoint_gives_the_latest_weights_as_a_bundle(tmp_path):
+    from singalign.train import export_checkpoint
+
+    cfg = _resume_cfg(tmp_path, "run")
+    fit(cfg, stop_after_steps=3, progress=False)  # stopped in the middle of epoch 2
+    b = Bundle.load(export_checkpoint(cfg.out_dir, tmp_path / "exported"))
+    ck = load_checkpoint(Path(cfg.out_dir) / "checkpoint.pt")
+    t = b.config["training"]
+    assert (t["step"], t["epoch"], t["batch_in_epoch"], t["from_checkpoint"]) == (3, 1, 1, True)
+    state = b.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in ck["model"].items())
