@@ -1,6 +1,6 @@
 """``make demo``: transcribe the bundled demo song with the bundled default model.
 
-Usage: python -m singalign.demo [--out demo_out]
+Usage: python -m singalign.demo [--out demo_out] [--song AUDIO] [--bundle DIR]
 
 Prints the lyrics, the first notes and where the output files are. When no trained default
 bundle is installed it says so plainly and runs the real pipeline with an UNTRAINED bundle
@@ -34,9 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m singalign.demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="demo_out", help="output folder (default: %(default)s)")
     ap.add_argument("--song", default=str(DEMO_SONG), help="audio file (default: the bundled demo song)")
+    ap.add_argument("--bundle", default=None, help="model bundle (default: the bundled default model)")
     args = ap.parse_args(argv)
     out = Path(args.out)
-    if (DEFAULT_BUNDLE / BUNDLE_FILE).exists():
+    if args.bundle:
+        bundle = Bundle.load(args.bundle)
+    elif (DEFAULT_BUNDLE / BUNDLE_FILE).exists():
         bundle = Bundle.load(DEFAULT_BUNDLE)
     else:
         print(
@@ -60,6 +63,21 @@ def main(argv: list[str] | None = None) -> int:
         print("reference lyrics:")
         print("  " + ref.read_text(encoding="utf-8").strip().replace("\n", "\n  "))
         print(f"WER {rates['wer']:.1%}, CER {rates['cer']:.1%} (this one song; synthetic singing)")
+    ref_notes = Path(args.song).with_suffix(".notes.txt")
+    if ref_notes.exists() and result.notes:
+        import numpy as np
+
+        from singalign.metrics import midi_to_hz, note_scores
+        from singalign.scoring import read_note_file
+
+        iv, hz = read_note_file(ref_notes)
+        est_iv = np.array([[n.onset, n.offset] for n in result.notes])
+        est_hz = midi_to_hz(np.array([n.pitch for n in result.notes], dtype=float))
+        sc = note_scores(np.array(iv), np.array(hz), est_iv, est_hz)
+        print(
+            "notes against the reference (mir_eval): "
+            + ", ".join(f"{m} F {sc[m]['f']:.1%}" for m in ("COn", "COnP", "COnPOff"))
+        )
     print(f"notes: {len(result.notes)} (first 10: onset s, offset s, pitch, lyric)")
     for n in result.notes[:10]:
         print(f"  {n.onset:7.2f} {n.offset:7.2f}  {note_name(n.pitch):4s} {n.lyric}")
