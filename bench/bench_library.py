@@ -182,7 +182,7 @@ def bench_search(tmp: Path, sizes: list[int], queries: int, dim: int = 128) -> l
 
 
 def _measure_search(lib, n: int, queries: int, dim: int, fill: str) -> list[tuple[str, str]]:
-    from singalign.library import search_library
+    from singalign.search import search_library
 
     rows = []
     t = time.perf_counter()

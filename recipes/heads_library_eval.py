@@ -23,7 +23,8 @@ from singalign import recipe
 from singalign.bundle import Bundle
 from singalign.embed import Embedder, EmbedOptions
 from singalign.files import write_json, write_jsonl
-from singalign.library import Library, TrackAnalyzer, bundle_fingerprint, index_paths, search_library
+from singalign.library import Library, TrackAnalyzer, bundle_fingerprint, index_paths
+from singalign.search import search_library
 from singalign.textsample import caption_of, load_metadata
 
 

@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "singalign.lm",
     "singalign.bundle",
     "singalign.library",
+    "singalign.search",
 )
 
 

@@ -1,8 +1,8 @@
 """A searchable music library: one SQLite file holding embeddings, transcriptions and tags.
 
-Commands: ``singalign index add PATH... --db LIB``, ``singalign index info --db LIB``,
-``singalign search "QUERY" --db LIB [--lyrics PHRASE] [--like FILE]``,
-``singalign tag AUDIO... --tags "rock,jazz"``.
+Commands: ``singalign index add PATH... --db LIB``, ``singalign index info --db LIB``; searching
+and tagging (``singalign search``, ``singalign tag``) are in ``singalign.search``, rank fusion in
+``singalign.ranking``.
 
 Schema (``SCHEMA_VERSION`` 1)::
 
@@ -39,7 +39,7 @@ and map its row numbers back through the ids ``matrix`` returns; the rest of thi
 
 Lyrics search is FTS5 (exact phrase matches, then BM25 of the words) scoring a bounded number of
 tracks per query (``Library.search_fts``), and fusing rankings reads only the ranks the fused top
-needs (``fuse_top``, equal to fusing the whole lists): at 100k tracks a text or ``--like`` search takes
+needs (``ranking.fuse_top``, equal to fusing the whole lists): at 100k tracks a text or ``--like`` search takes
 about 4 ms once the matrices are loaded, a lyrics search about 10 ms (median) and 30 ms (p99) on
 two cores (``bench/bench_library.py``), plus embedding the query text.
 """
@@ -61,12 +61,11 @@ from typing import Any
 import numpy as np
 
 from singalign.errors import SingalignError
+from singalign.ranking import VectorRanking
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-#: Reciprocal-rank-fusion constant (Cormack et al. 2009): score = sum of 1 / (RRF_K + rank).
-RRF_K = 60
 #: FTS candidates considered by a lyrics search.
 FTS_CANDIDATES = 200
 #: Most tracks one stage of a lyrics query scores with BM25 (FTS5 spends about 2 us per scored
@@ -534,97 +533,6 @@ def _fts_idf(n: int, df: int) -> float:
     return idf if idf > 0 else 1e-6
 
 
-def fuse_rankings(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
-    """Reciprocal rank fusion of ranked id lists: [(id, score)] best first (ties by first appearance)."""
-    scores: dict[int, float] = {}
-    for ranking in rankings:
-        for r, i in enumerate(ranking):
-            scores[i] = scores.get(i, 0.0) + 1.0 / (k + r + 1)
-    return sorted(scores.items(), key=lambda kv: -kv[1])
-
-
-class VectorRanking:
-    """All tracks of one space by decreasing cosine ``scores`` (N,) with ``ids`` (N,) ascending, as
-    a ranked list: tracks whose score is not finite (excluded) are left out, ties go in id order."""
-
-    def __init__(self, ids: np.ndarray, scores: np.ndarray) -> None:
-        self.ids = ids
-        self.scores = scores
-        self.valid = np.isfinite(scores)
-        self.n = int(self.valid.sum())
-        self._sorted: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return self.n
-
-    def best(self, depth: int) -> np.ndarray:
-        """Positions of every track scoring at least the ``depth``-th best score (>= depth of them)."""
-        if depth >= self.n:
-            return np.flatnonzero(self.valid)
-        kth = np.partition(self.scores[self.valid], self.n - depth)[self.n - depth]
-        return np.flatnonzero(self.scores >= kth)
-
-    def ranks(self, pos: np.ndarray) -> np.ndarray:
-        """Ranks (0 = best) of the tracks at positions ``pos`` (finite scores) in the list."""
-        if self._sorted is None:
-            self._sorted = np.sort(self.scores[self.valid])
-        s = self.scores[pos]
-        right = np.searchsorted(self._sorted, s, side="right")
-        ranks = (self.n - right).astype(np.int64)  # tracks scoring higher
-        tied = np.flatnonzero(right - np.searchsorted(self._sorted, s, side="left") > 1)
-        if len(tied) > 64:  # many equal scores: one stable sort answers all
-            order = np.argsort(-self.scores, kind="stable")
-            full = np.empty(len(order), np.int64)
-            full[order] = np.arange(len(order))
-            return full[pos]
-        for j in tied:  # equal scores before it (in id order)
-            ranks[j] += np.count_nonzero(self.scores[: pos[j]] == s[j])
-        return ranks
-
-
-def fuse_top(rankings: list[list[int] | VectorRanking], top: int, k: int = RRF_K) -> list[tuple[int, float]]:
-    """``fuse_rankings(rankings)[:top]`` (the same scores and order) where a ``VectorRanking``
-    stands for its whole list, without listing it: the fused top can only hold tracks from the
-    explicit lists or from the first ``depth`` of some vector ranking, as long as the ``top``-th
-    fused score beats what a track ranked below ``depth`` everywhere can reach (else ``depth`` grows).
-    """
-    if top <= 0:
-        return []
-    vectors = [r for r in rankings if isinstance(r, VectorRanking)]
-    listed = np.array([i for r in rankings if not isinstance(r, VectorRanking) for i in r], np.int64)
-    depth = max(4 * top, 256)
-    while True:
-        parts, bound, complete = [listed], 0.0, True
-        for v in vectors:
-            best = v.best(depth)
-            parts.append(v.ids[best])
-            if len(best) < v.n:
-                complete = False
-                bound += 1.0 / (k + len(best) + 1)  # every other track ranks below all of these
-        cand = np.unique(np.concatenate(parts))
-        fused = np.zeros(len(cand))
-        first = np.full(len(cand), np.iinfo(np.int64).max)  # first appearance: fuse_rankings' tie order
-        offset = 0
-        for r in rankings:  # in order, so each track's sum adds up as in fuse_rankings
-            if isinstance(r, VectorRanking):
-                pos = np.minimum(np.searchsorted(r.ids, cand), len(r.ids) - 1)
-                there = np.flatnonzero((r.ids[pos] == cand) & r.valid[pos]) if len(r.ids) else pos[:0]
-                rank = r.ranks(pos[there])
-                fused[there] += 1.0 / (k + rank + 1)
-                first[there] = np.minimum(first[there], offset + rank)
-                offset += r.n
-            elif len(r):
-                at = np.searchsorted(cand, np.asarray(r, np.int64))
-                rank = np.arange(len(r))
-                np.add.at(fused, at, 1.0 / (k + rank + 1))
-                np.minimum.at(first, at, offset + rank)
-                offset += len(r)
-        order = np.lexsort((first, -fused))
-        if complete or (len(order) >= top and fused[order[top - 1]] > bound):
-            return [(int(cand[j]), float(fused[j])) for j in order[:top]]
-        depth *= 8
-
-
 # ----------------------------------------------------------------------------- analysis
 
 
@@ -806,40 +714,6 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     info.add_argument("--db", required=True, help="library file")
     info.set_defaults(func=_cmd_index_info)
 
-    s = sub.add_parser(
-        "search",
-        help="search a library by text, by remembered lyrics, or by a similar song",
-        description="Search a library. QUERY is free text matched against the songs' audio "
-        '("slow piano ballad with a female voice"); --lyrics finds songs by words sung in them '
-        "(full-text search of the transcriptions fused with the lyrics embedding); --like FILE finds "
-        "songs that sound like FILE. Several criteria are fused by reciprocal rank.",
-    )
-    s.add_argument("query", nargs="?", default=None, help="text describing the music")
-    s.add_argument("--db", required=True, help="library file")
-    s.add_argument("--top", type=int, default=10, help="results to show (default: %(default)s)")
-    s.add_argument("--json", action="store_true", help='print [{"path", "score"}] best first')
-    s.add_argument("--lyrics", metavar="PHRASE", help="words sung in the song")
-    s.add_argument("--like", metavar="FILE", help="an audio file (indexed or not): find similar songs")
-    s.add_argument("--bundle", help="bundle (default: the one the library was built with)")
-    s.add_argument("--no-separation", action="store_true", help="for --like on a file not in the library")
-    s.set_defaults(func=_cmd_search)
-
-    t = sub.add_parser(
-        "tag",
-        help="zero-shot tag scores for audio files (JSON)",
-        description='Score each AUDIO file against any tags; prints {"<audio path>": {"<tag>": score}} '
-        "(cosine similarity in [-1, 1], higher is more likely). A file that fails is reported and skipped.",
-    )
-    t.add_argument("audio", nargs="+", help="audio files or folders")
-    g = t.add_mutually_exclusive_group(required=True)
-    g.add_argument("--tags", help='comma-separated tags, e.g. "rock,jazz,sad"')
-    g.add_argument("--tags-file", help="file of tags (one per line or comma-separated)")
-    t.add_argument("--bundle", help="bundle with an audio-text head (default: the bundled default)")
-    t.add_argument("--db", help="reuse stored embeddings of unchanged files in this library")
-    t.add_argument("--no-separation", action="store_true", help="skip vocal separation")
-    t.add_argument("--device", default="cpu")
-    t.set_defaults(func=_cmd_tag)
-
 
 def _load_bundle(arg: str | None, lib: Library | None = None):
     from singalign.bundle import Bundle, default_bundle_path
@@ -895,114 +769,3 @@ def _cmd_index_info(args: argparse.Namespace) -> int:
     print(f"model: {lib.get_meta('model')} ({lib.get_meta('bundle')})\nspaces: {lib.get_meta('spaces')}")
     lib.close()
     return 0
-
-
-def search_library(
-    lib: Library,
-    embedder=None,
-    query: str | None = None,
-    lyrics: str | None = None,
-    like: str | None = None,
-    top: int = 10,
-) -> list[dict[str, Any]]:
-    """Search as ``singalign search`` does; returns ``[{"path", "score"}]`` best first.
-
-    One vector criterion alone scores by cosine; anything else (lyrics, or several criteria) by
-    reciprocal rank fusion of each ranking (FTS and lyric-embedding rankings for ``lyrics``).
-    """
-    from singalign.bundle import sha256_file
-
-    if not (query or lyrics or like):
-        raise SingalignError("give a QUERY, --lyrics PHRASE or --like FILE")
-    exclude: set[int] = set()
-    vectors: list[tuple[np.ndarray, str]] = []  # (query vector, space) of each vector criterion
-    if like:
-        p = str(Path(like).resolve())
-        known = lib.lookup(p)
-        if known is None and os.path.exists(p):
-            same = lib.find_sha(sha256_file(p))
-            known = (same, "") if same is not None else None
-        if known is not None:
-            vec = lib.embedding(known[0], "tags")
-            exclude.add(known[0])
-        else:
-            vec = embedder.embed_file(like)["tags"]
-        vectors.append((vec, "tags"))
-    if query:
-        vectors.append((embedder.embed_texts([query], "tags")[0], "tags"))
-    if not lyrics and len(vectors) == 1:  # one vector criterion: its cosine scores
-        hits = lib.search_vector(vectors[0][0], "tags", top, exclude)
-        return [{"path": p, "score": round(s, 6)} for _, p, s in hits]
-    rankings: list[list[int] | VectorRanking] = [lib.vector_ranking(v, sp, exclude) for v, sp in vectors]
-    if lyrics:
-        rankings.append([i for i in lib.search_fts(lyrics) if i not in exclude])
-        # the lyrics matrix is loaded only when a lyric-text embedding will be compared with it
-        if embedder is not None and "lyrics" in embedder.spaces and len(lib.matrix("lyrics")[0]):
-            vec = embedder.embed_texts([lyrics], "lyrics")[0]
-            rankings.append(lib.vector_ranking(vec, "lyrics", exclude))
-    fused = fuse_top(rankings, top)
-    marks = ",".join("?" * len(fused))
-    paths = dict(lib.db.execute(f"SELECT id, path FROM tracks WHERE id IN ({marks})", [i for i, _ in fused]))
-    return [{"path": paths[i], "score": round(s, 6)} for i, s in fused]
-
-
-def _cmd_search(args: argparse.Namespace) -> int:
-    from singalign.embed import Embedder, EmbedOptions
-
-    lib = Library(args.db)
-    needs_model = bool(args.query or args.lyrics or args.like)
-    embedder = None
-    if needs_model:
-        bundle = _load_bundle(args.bundle, lib)
-        if lib.get_meta("model") not in (None, bundle_fingerprint(bundle)):
-            raise SingalignError(
-                f"{args.db} was built with another model ({lib.get_meta('bundle')}); pass that --bundle"
-            )
-        # --like on a file outside the library: embed it as the library's files were
-        separation = lib.get_meta("separation") != "0" and not args.no_separation
-        embedder = Embedder(bundle, EmbedOptions(separation=separation))
-    results = search_library(lib, embedder, args.query, args.lyrics, args.like, args.top)
-    if args.json:
-        print(json.dumps(results, ensure_ascii=False))
-    else:
-        for r in results:
-            print(f"{r['score']:.4f}  {r['path']}")
-    lib.close()
-    return 0
-
-
-def _cmd_tag(args: argparse.Namespace) -> int:
-    from singalign.bundle import sha256_file
-    from singalign.embed import Embedder, EmbedOptions, parse_tag_list
-    from singalign.transcribe import expand_inputs
-
-    tags = parse_tag_list(args.tags, args.tags_file)
-    lib = Library(args.db) if args.db else None
-    bundle = _load_bundle(args.bundle, lib)
-    embedder = Embedder(bundle, EmbedOptions(separation=not args.no_separation, device=args.device))
-    tag_emb = embedder.embed_tags(tags)
-    same_model = lib is not None and lib.get_meta("model") == bundle_fingerprint(bundle)
-    out: dict[str, dict[str, float]] = {}
-    failed = 0
-    for path in expand_inputs(args.audio):
-        try:
-            vec = None
-            if same_model:
-                known = lib.lookup(str(Path(path).resolve()))
-                if known and known[1] == sha256_file(path):
-                    vec = lib.embedding(known[0], "tags")
-            if vec is None:
-                vec = embedder.embed_file(path)["tags"]
-        except SingalignError as exc:
-            failed += 1
-            print(f"singalign: error: {exc}", file=sys.stderr)
-            continue
-        except Exception as exc:  # one bad file must not stop the others
-            failed += 1
-            print(f"singalign: error: {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
-            continue
-        out[path] = {t: round(float(s), 5) for t, s in zip(tags, tag_emb @ vec, strict=True)}
-    print(json.dumps(out, indent=2, ensure_ascii=False))
-    if lib is not None:
-        lib.close()
-    return 1 if failed else 0

@@ -18,15 +18,10 @@ from conftest import ROOT
 
 from singalign.bundle import Bundle, init_bundle
 from singalign.cli import main
-from singalign.library import (
-    Library,
-    TrackAnalysis,
-    TrackAnalyzer,
-    fuse_rankings,
-    index_paths,
-    search_library,
-)
+from singalign.library import Library, TrackAnalysis, TrackAnalyzer, index_paths
 from singalign.models.heads import AudioTextHead, HeadConfig, head_config_for, save_with_head
+from singalign.ranking import fuse_rankings
+from singalign.search import search_library
 
 SR = 16000
 
@@ -298,7 +293,7 @@ def test_lyrics_ranking_is_bm25_of_all_words(tmp_path, small_budgets):
 
 
 def test_fused_top_equals_fusing_whole_rankings():
-    from singalign.library import VectorRanking, fuse_top
+    from singalign.ranking import VectorRanking, fuse_top
 
     rng = np.random.default_rng(0)
     for _ in range(200):

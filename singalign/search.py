@@ -1,0 +1,168 @@
+"""Searching a library (``singalign search``) and zero-shot tagging (``singalign tag``).
+
+``search_library`` ranks a library's tracks by free text (the tag space), by remembered lyrics
+(full-text search of the transcriptions fused with the lyric-text embedding) or by a similar song;
+the index itself, its schema and its costs are described in ``singalign.library``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from singalign.errors import SingalignError
+from singalign.library import Library, _load_bundle, bundle_fingerprint
+from singalign.ranking import VectorRanking, fuse_top
+
+
+def register_cli(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser(
+        "search",
+        help="search a library by text, by remembered lyrics, or by a similar song",
+        description="Search a library. QUERY is free text matched against the songs' audio "
+        '("slow piano ballad with a female voice"); --lyrics finds songs by words sung in them '
+        "(full-text search of the transcriptions fused with the lyrics embedding); --like FILE finds "
+        "songs that sound like FILE. Several criteria are fused by reciprocal rank.",
+    )
+    s.add_argument("query", nargs="?", default=None, help="text describing the music")
+    s.add_argument("--db", required=True, help="library file")
+    s.add_argument("--top", type=int, default=10, help="results to show (default: %(default)s)")
+    s.add_argument("--json", action="store_true", help='print [{"path", "score"}] best first')
+    s.add_argument("--lyrics", metavar="PHRASE", help="words sung in the song")
+    s.add_argument("--like", metavar="FILE", help="an audio file (indexed or not): find similar songs")
+    s.add_argument("--bundle", help="bundle (default: the one the library was built with)")
+    s.add_argument("--no-separation", action="store_true", help="for --like on a file not in the library")
+    s.set_defaults(func=_cmd_search)
+
+    t = sub.add_parser(
+        "tag",
+        help="zero-shot tag scores for audio files (JSON)",
+        description='Score each AUDIO file against any tags; prints {"<audio path>": {"<tag>": score}} '
+        "(cosine similarity in [-1, 1], higher is more likely). A file that fails is reported and skipped.",
+    )
+    t.add_argument("audio", nargs="+", help="audio files or folders")
+    g = t.add_mutually_exclusive_group(required=True)
+    g.add_argument("--tags", help='comma-separated tags, e.g. "rock,jazz,sad"')
+    g.add_argument("--tags-file", help="file of tags (one per line or comma-separated)")
+    t.add_argument("--bundle", help="bundle with an audio-text head (default: the bundled default)")
+    t.add_argument("--db", help="reuse stored embeddings of unchanged files in this library")
+    t.add_argument("--no-separation", action="store_true", help="skip vocal separation")
+    t.add_argument("--device", default="cpu")
+    t.set_defaults(func=_cmd_tag)
+
+
+def search_library(
+    lib: Library,
+    embedder=None,
+    query: str | None = None,
+    lyrics: str | None = None,
+    like: str | None = None,
+    top: int = 10,
+) -> list[dict[str, Any]]:
+    """Search as ``singalign search`` does; returns ``[{"path", "score"}]`` best first.
+
+    One vector criterion alone scores by cosine; anything else (lyrics, or several criteria) by
+    reciprocal rank fusion of each ranking (FTS and lyric-embedding rankings for ``lyrics``).
+    """
+    from singalign.bundle import sha256_file
+
+    if not (query or lyrics or like):
+        raise SingalignError("give a QUERY, --lyrics PHRASE or --like FILE")
+    exclude: set[int] = set()
+    vectors: list[tuple[np.ndarray, str]] = []  # (query vector, space) of each vector criterion
+    if like:
+        p = str(Path(like).resolve())
+        known = lib.lookup(p)
+        if known is None and os.path.exists(p):
+            same = lib.find_sha(sha256_file(p))
+            known = (same, "") if same is not None else None
+        if known is not None:
+            vec = lib.embedding(known[0], "tags")
+            exclude.add(known[0])
+        else:
+            vec = embedder.embed_file(like)["tags"]
+        vectors.append((vec, "tags"))
+    if query:
+        vectors.append((embedder.embed_texts([query], "tags")[0], "tags"))
+    if not lyrics and len(vectors) == 1:  # one vector criterion: its cosine scores
+        hits = lib.search_vector(vectors[0][0], "tags", top, exclude)
+        return [{"path": p, "score": round(s, 6)} for _, p, s in hits]
+    rankings: list[list[int] | VectorRanking] = [lib.vector_ranking(v, sp, exclude) for v, sp in vectors]
+    if lyrics:
+        rankings.append([i for i in lib.search_fts(lyrics) if i not in exclude])
+        # the lyrics matrix is loaded only when a lyric-text embedding will be compared with it
+        if embedder is not None and "lyrics" in embedder.spaces and len(lib.matrix("lyrics")[0]):
+            vec = embedder.embed_texts([lyrics], "lyrics")[0]
+            rankings.append(lib.vector_ranking(vec, "lyrics", exclude))
+    fused = fuse_top(rankings, top)
+    marks = ",".join("?" * len(fused))
+    paths = dict(lib.db.execute(f"SELECT id, path FROM tracks WHERE id IN ({marks})", [i for i, _ in fused]))
+    return [{"path": paths[i], "score": round(s, 6)} for i, s in fused]
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from singalign.embed import Embedder, EmbedOptions
+
+    lib = Library(args.db)
+    needs_model = bool(args.query or args.lyrics or args.like)
+    embedder = None
+    if needs_model:
+        bundle = _load_bundle(args.bundle, lib)
+        if lib.get_meta("model") not in (None, bundle_fingerprint(bundle)):
+            raise SingalignError(
+                f"{args.db} was built with another model ({lib.get_meta('bundle')}); pass that --bundle"
+            )
+        # --like on a file outside the library: embed it as the library's files were
+        separation = lib.get_meta("separation") != "0" and not args.no_separation
+        embedder = Embedder(bundle, EmbedOptions(separation=separation))
+    results = search_library(lib, embedder, args.query, args.lyrics, args.like, args.top)
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False))
+    else:
+        for r in results:
+            print(f"{r['score']:.4f}  {r['path']}")
+    lib.close()
+    return 0
+
+
+def _cmd_tag(args: argparse.Namespace) -> int:
+    from singalign.bundle import sha256_file
+    from singalign.embed import Embedder, EmbedOptions, parse_tag_list
+    from singalign.transcribe import expand_inputs
+
+    tags = parse_tag_list(args.tags, args.tags_file)
+    lib = Library(args.db) if args.db else None
+    bundle = _load_bundle(args.bundle, lib)
+    embedder = Embedder(bundle, EmbedOptions(separation=not args.no_separation, device=args.device))
+    tag_emb = embedder.embed_tags(tags)
+    same_model = lib is not None and lib.get_meta("model") == bundle_fingerprint(bundle)
+    out: dict[str, dict[str, float]] = {}
+    failed = 0
+    for path in expand_inputs(args.audio):
+        try:
+            vec = None
+            if same_model:
+                known = lib.lookup(str(Path(path).resolve()))
+                if known and known[1] == sha256_file(path):
+                    vec = lib.embedding(known[0], "tags")
+            if vec is None:
+                vec = embedder.embed_file(path)["tags"]
+        except SingalignError as exc:
+            failed += 1
+            print(f"singalign: error: {exc}", file=sys.stderr)
+            continue
+        except Exception as exc:  # one bad file must not stop the others
+            failed += 1
+            print(f"singalign: error: {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
+        out[path] = {t: round(float(s), 5) for t, s in zip(tags, tag_emb @ vec, strict=True)}
+    print(json.dumps(out, indent=2, ensure_ascii=False))
+    if lib is not None:
+        lib.close()
+    return 1 if failed else 0
