@@ -1,0 +1,45 @@
+"""The committed default bundle: verified, labelled for what it is, and transcribing for real.
+
+The thresholds are regression guards set below what the committed model measured on the demo song
+(a held-out synthetic song: CER 0.49 and COn F 0.52 for the committed model; see the bundle's REPORT.txt for the figures on the 100 test songs): an
+untrained or broken bundle (CER ~100%, no notes) fails them.
+"""
+
+import pytest
+from conftest import ROOT
+
+from singalign.bundle import DEFAULT_BUNDLE, MAX_BUNDLE_MB, Bundle, bundle_size
+
+DEMO = ROOT / "demo" / "demo_song.mp3"
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    return Bundle.load(DEFAULT_BUNDLE)  # verifies every file's SHA-256
+
+
+def test_default_bundle_is_trained_labelled_and_small(bundle):
+    assert "SYNTHETIC SINGING" in bundle.config["label"]
+    t = bundle.config["training"]
+    assert t["step"] > 0 and t["train_items"] > 0 and t["history"]
+    assert (DEFAULT_BUNDLE / "REPORT.txt").read_text().startswith("# Training report")
+    assert bundle.config["lm"] and bundle.config["decode"]["method"] == "beam"
+    assert sum(bundle_size(DEFAULT_BUNDLE).values()) <= MAX_BUNDLE_MB * 1e6
+
+
+def test_default_bundle_transcribes_the_demo_song(bundle):
+    import numpy as np
+
+    from singalign.metrics import error_rates, midi_to_hz, note_scores
+    from singalign.scoring import read_note_file
+    from singalign.transcribe import TranscribeOptions, Transcriber
+
+    res = Transcriber(bundle, TranscribeOptions(keep_frames=False))(DEMO)
+    ref = DEMO.with_suffix(".lyrics.txt").read_text()
+    rates = error_rates([ref], [res.text])
+    iv, hz = read_note_file(DEMO.with_suffix(".notes.txt"))
+    est_iv = np.array([[n.onset, n.offset] for n in res.notes]).reshape(-1, 2)
+    est_hz = midi_to_hz(np.array([n.pitch for n in res.notes], dtype=float))
+    scores = note_scores(np.array(iv), np.array(hz), est_iv, est_hz)
+    assert rates["cer"] < 0.75, rates
+    assert scores["COn"]["f"] > 0.30, scores
