@@ -15,3 +15,14 @@ class BundleError(SingalignError):
 
 class MissingWeightsError(SingalignError):
     """A weights file is not on disk (hubs are not reachable at run time)."""
+
+
+def file_error(path: str, exc: BaseException) -> str:
+    """The one line a command prints when one input file fails (and it goes on with the others).
+
+    A ``SingalignError`` already names its file and cause; anything else is unexpected, so the
+    path and the exception's type are added.
+    """
+    if isinstance(exc, SingalignError):
+        return str(exc)
+    return f"{path}: {type(exc).__name__}: {exc}"

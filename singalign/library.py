@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from singalign.errors import SingalignError
+from singalign.errors import SingalignError, file_error
 from singalign.ranking import VectorRanking
 
 log = logging.getLogger(__name__)
@@ -647,7 +647,7 @@ def index_paths(
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # a bad file must not stop the run (nor touch the index)
-            msg = str(exc) if isinstance(exc, SingalignError) else f"{path}: {type(exc).__name__}: {exc}"
+            msg = file_error(path, exc)
             log.debug("failure on %s", path, exc_info=True)
             print(f"singalign: error: {msg}", file=sys.stderr)
             lib.record_failure(path, sha, msg)

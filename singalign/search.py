@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from singalign.errors import SingalignError
+from singalign.errors import SingalignError, file_error
 from singalign.library import Library, _load_bundle, bundle_fingerprint
 from singalign.ranking import VectorRanking, fuse_top
 
@@ -153,13 +153,9 @@ def _cmd_tag(args: argparse.Namespace) -> int:
                     vec = lib.embedding(known[0], "tags")
             if vec is None:
                 vec = embedder.embed_file(path)["tags"]
-        except SingalignError as exc:
-            failed += 1
-            print(f"singalign: error: {exc}", file=sys.stderr)
-            continue
         except Exception as exc:  # one bad file must not stop the others
             failed += 1
-            print(f"singalign: error: {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(f"singalign: error: {file_error(path, exc)}", file=sys.stderr)
             continue
         out[path] = {t: round(float(s), 5) for t, s in zip(tags, tag_emb @ vec, strict=True)}
     print(json.dumps(out, indent=2, ensure_ascii=False))

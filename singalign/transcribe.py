@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from singalign import constants as C
-from singalign.errors import SingalignError
+from singalign.errors import SingalignError, file_error
 
 log = logging.getLogger(__name__)
 
@@ -419,14 +419,10 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
             with _window_bar(transcriber, path, disable=args.quiet) as bar:
                 result = transcriber(path, progress=bar.update)
             written = write_outputs(result, outdir, stem, formats)
-        except SingalignError as exc:
-            failed += 1
-            print(f"singalign: error: {exc}", file=sys.stderr)
-            continue
         except Exception as exc:  # one bad file must not stop the others
             failed += 1
             log.debug("failure on %s", path, exc_info=True)
-            print(f"singalign: error: {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(f"singalign: error: {file_error(path, exc)}", file=sys.stderr)
             continue
         print(
             f"{path}: {len(result.words)} words, {len(result.notes)} notes -> {', '.join(str(w) for w in written)}"
