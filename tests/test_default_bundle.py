@@ -1,7 +1,7 @@
 """The committed default bundle: verified, labelled for what it is, and transcribing for real.
 
 The thresholds are regression guards set below what the committed model measured on the demo song
-(a held-out synthetic song: CER 0.49 and COn F 0.52 for the committed model; see the bundle's REPORT.txt for the figures on the 100 test songs): an
+(a held-out synthetic song: CER 0.41 and COn F 0.52 for the committed model; see the bundle's REPORT.txt for the figures on the 100 test songs): an
 untrained or broken bundle (CER ~100%, no notes) fails them.
 """
 
