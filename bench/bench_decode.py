@@ -26,24 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from singalign.constants import BLANK_INDEX, CHAR_TO_INDEX, CTC_FRAME_RATE, VOCAB
-
-
-def simulate(text: str, rng: np.random.Generator, noise: float) -> np.ndarray:
-    """(T, 34) simulated CTC log-posteriors for ``text`` (see the module docstring)."""
-    rows = []
-    for ch in text:
-        n = int(rng.integers(2, 5))
-        k = int(rng.integers(0, n))
-        for t in range(n):
-            logits = rng.normal(0.0, noise, len(VOCAB))
-            target = CHAR_TO_INDEX[ch] if t == k else BLANK_INDEX
-            logits[target] += rng.uniform(2.0, 7.0)
-            if t == k and ch != " " and rng.random() < 0.15:
-                logits[int(rng.integers(2, 28))] = logits[target] + rng.uniform(0.1, 2.0)
-            rows.append(logits)
-    x = np.array(rows)
-    return (x - np.logaddexp.reduce(x, axis=1, keepdims=True)).astype(np.float32)
+from singalign.constants import CTC_FRAME_RATE
+from singalign.decode import simulate_posteriors
 
 
 def song_text(seconds: float) -> str:
@@ -132,7 +116,7 @@ def main() -> int:
 
     rng = np.random.default_rng(args.seed)
     text = song_text(args.seconds)
-    lp = simulate(text, rng, args.noise)
+    lp = simulate_posteriors(text, rng, args.noise)
     audio_s = lp.shape[0] / float(CTC_FRAME_RATE)
     print(f"data: SYNTHETIC (simulated CTC posteriors of held-out lyric lines), {audio_s:.0f} s song, "
           f"{lp.shape[0]} CTC frames, {len(text.split())} words, noise {args.noise}")  # fmt: skip

@@ -35,23 +35,6 @@ def planted(text: str, frames_per_char: int = 3, peak: float = 0.97) -> tuple[np
     return np.log(np.array(rows, dtype=np.float64)).astype(np.float32), frames
 
 
-def noisy(text: str, rng: np.random.Generator, noise: float = 0.7) -> np.ndarray:
-    """Posteriors with Gaussian logit noise and occasional confusions (a weak acoustic model)."""
-    rows = []
-    for ch in text:
-        n = int(rng.integers(2, 5))
-        k = int(rng.integers(0, n))
-        for t in range(n):
-            logits = rng.normal(0, noise, V)
-            target = CHAR_TO_INDEX[ch] if t == k else BLANK_INDEX
-            logits[target] += rng.uniform(2.0, 7.0)
-            if t == k and ch != " " and rng.random() < 0.15:
-                logits[int(rng.integers(2, 28))] = logits[target] + rng.uniform(0.1, 2.0)
-            rows.append(logits)
-    x = np.array(rows)
-    return (x - np.logaddexp.reduce(x, axis=1, keepdims=True)).astype(np.float32)
-
-
 CORPUS = [
     "the cat sat on the mat",
     "the dog sat on the log",
@@ -112,7 +95,7 @@ def test_lm_weight_zero_decodes_like_no_lm(tiny_lm):
     weighted = DecodeOptions(backend="pyctcdecode", lm_path=str(tiny_lm))
     differs = 0
     for sentence in CORPUS + ["zebras quietly jump"]:  # includes words the LM does not know
-        lp = noisy(sentence, rng)
+        lp = decode.simulate_posteriors(sentence, rng)
         assert decode.ctc_beam(lp, zero) == decode.ctc_beam(lp, plain)
         differs += decode.ctc_beam(lp, weighted) != decode.ctc_beam(lp, plain)
     assert differs > 0  # the LM does something when weighted
@@ -236,7 +219,7 @@ def test_attach_lyrics_melisma_and_shared_notes():
 
 def test_tune_lm_weights_picks_the_grid_minimum(tiny_lm):
     rng = np.random.default_rng(5)
-    post = [noisy(s, rng) for s in CORPUS]
+    post = [decode.simulate_posteriors(s, rng) for s in CORPUS]
     rows = decode.tune_lm_weights(post, CORPUS, (0.0, 0.5), (0.0, 1.0), DecodeOptions(lm_path=str(tiny_lm)))
     assert {(r["alpha"], r["beta"]) for r in rows} == {(0.0, 0.0), (0.0, 1.0), (0.5, 0.0), (0.5, 1.0)}
     assert rows[0]["wer"] == min(r["wer"] for r in rows)
