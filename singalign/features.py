@@ -12,17 +12,17 @@ signal twice).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 
 from singalign import constants as C
+from singalign.jsonconfig import JsonConfig
 
 
 @dataclass(frozen=True)
-class LogMelConfig:
+class LogMelConfig(JsonConfig):
     """Every setting of the features; stored in each bundle and read back at inference."""
 
     sample_rate: int = C.SAMPLE_RATE
@@ -37,17 +37,6 @@ class LogMelConfig:
     top_db: float | None = 80.0
     center: bool = True
     channels: tuple[str, ...] = ("vocals", "mixture")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["channels"] = list(self.channels)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LogMelConfig:
-        d = dict(d)
-        d["channels"] = tuple(d.get("channels", ("vocals", "mixture")))
-        return cls(**d)
 
     def n_frames(self, n_samples: int) -> int:
         """Frames produced for ``n_samples`` samples."""

@@ -33,11 +33,12 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from singalign.errors import SingalignError
+from singalign.jsonconfig import JsonConfig
 
 LM_FILES = ("lm.arpa", "lm.bin", "unigrams.txt", "lm.json")
 #: What the decoder reads from an LM folder (``singalign.decode``); a bundle carries only these.
@@ -50,7 +51,7 @@ _LAYOUT_KEYS = tuple(COMPACT)
 
 
 @dataclass(frozen=True)
-class LMConfig:
+class LMConfig(JsonConfig):
     """How an LM is built.
 
     Attributes:
@@ -76,17 +77,6 @@ class LMConfig:
     quantize_bits: int = 0
     backoff_bits: int = 0
     pointer_bits: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["prune"] = list(self.prune)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LMConfig:
-        d = dict(d)
-        d["prune"] = tuple(d.get("prune", ()))
-        return cls(**d)
 
 
 def check_layout(config: LMConfig) -> None:

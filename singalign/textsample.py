@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from singalign.jsonconfig import JsonConfig
 
 #: Generic templates for a comma-joined tag list (MUSER / TTMR style).
 TEMPLATES: tuple[str, ...] = (
@@ -48,7 +50,7 @@ _SEG = re.compile(r"/seg\d+$")
 
 
 @dataclass(frozen=True)
-class TextSampleConfig:
+class TextSampleConfig(JsonConfig):
     """How training texts are drawn.
 
     Attributes:
@@ -68,18 +70,6 @@ class TextSampleConfig:
     lyric_max_words: int = 12
     templates: tuple[str, ...] = TEMPLATES
     prompt_ensemble: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["templates"] = list(self.templates)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TextSampleConfig:
-        d = dict(d)
-        if "templates" in d:
-            d["templates"] = tuple(d["templates"])
-        return cls(**d)
 
 
 @dataclass(frozen=True)

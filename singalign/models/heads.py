@@ -27,7 +27,7 @@ import math
 import os
 import tempfile
 import zlib
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ import torch.nn.functional as Fn
 from torch import nn
 
 from singalign.errors import BundleError
+from singalign.jsonconfig import JsonConfig
 from singalign.models.blocks import time_mask
 
 HEAD_FILE = "head.safetensors"
@@ -48,7 +49,7 @@ _TEXT_CACHE_MAX = 100_000
 
 
 @dataclass(frozen=True)
-class HeadConfig:
+class HeadConfig(JsonConfig):
     """The heads' dimensions and the text tower.
 
     Attributes:
@@ -96,18 +97,6 @@ class HeadConfig:
     @property
     def text_dim(self) -> int:
         return MINILM_DIM if self.text_tower == "minilm" else self.bow_dim
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["spaces"] = list(self.spaces)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> HeadConfig:
-        d = dict(d)
-        if "spaces" in d:
-            d["spaces"] = tuple(d["spaces"])
-        return cls(**d)
 
 
 # ----------------------------------------------------------------------------- audio side
