@@ -4,7 +4,8 @@ Usage:
     python recipes/heads_train.py --bundle ALT_BUNDLE --train PREP [PREP ...] --valid PREP \
         --metadata SYNTH/metadata.jsonl --out RUN [--mode frozen|joint] [--text-tower minilm|bow] \
         [--finetune-text] [--pooling attention|mean] [--embed-dim 128] [--epochs 50] [--max-steps N] \
-        [--batch-size 32] [--lr 1e-3] [--tag-weight 1] [--lyrics-weight 1] [--seed 0]
+        [--batch-size 32] [--lr 1e-3] [--tag-weight 1] [--lyrics-weight 1] [--seed 0] \
+        [--select retrieval|loss]
     python recipes/heads_train.py --config RUN/train_config.json      # the same run again / resumed
     torchrun --nproc_per_node 2 recipes/heads_train.py --config RUN/train_config.json
 
@@ -41,6 +42,13 @@ def main(argv=None) -> int:
                       ("alt-lr", float), ("tag-weight", float), ("lyrics-weight", float), ("warmup-steps", int),
                       ("patience", int), ("seed", int), ("speech-per-batch", int), ("save-every-steps", int)]:  # fmt: skip
         ap.add_argument(f"--{name}", type=typ, default=None)
+    ap.add_argument(
+        "--select",
+        choices=("retrieval", "loss"),
+        default=None,
+        help="what picks the best epoch and stops early: retrieval (default: 1 - mean of tag "
+        "ROC-AUC, caption and lyrics mAP@10) or the validation loss",
+    )
     ap.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -56,6 +64,7 @@ def main(argv=None) -> int:
         )
     updates = {k: v for k, v in {
         "bundle": args.bundle, "out_dir": args.out, "mode": args.mode, "device": args.device,
+        "select": args.select,
         "train": tuple(args.train) if args.train else None,
         "valid": tuple(args.valid) if args.valid is not None else None,
         "metadata": tuple(args.metadata) if args.metadata else None,

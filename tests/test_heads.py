@@ -238,6 +238,12 @@ def test_fit_heads_frozen_resumes_exactly_and_learns_planted_tags(tmp_path, head
     hist = [json.loads(x) for x in (tmp_path / "straight" / "history.jsonl").read_text().splitlines()]
     assert len(hist) == 6 and hist[-1]["valid_tag_roc_auc"] == 1.0
     assert "valid_genre_accuracy" in hist[-1]
+    # the best epoch is the one with the lowest retrieval error (the default selection)
+    errs = [h["valid_retrieval_error"] for h in hist]
+    best = json.loads((tmp_path / "straight" / "best" / "bundle.json").read_text())["head"]["training"][
+        "record"
+    ]
+    assert best["valid_retrieval_error"] == min(errs)
     summary = evaluate_bundle(
         str(tmp_path / "straight" / "best"), [str(prep)], [str(meta)], str(tmp_path / "ev")
     )
@@ -260,3 +266,15 @@ def test_fit_heads_joint_trains_alt_weights_and_reports_wer(tmp_path, head_bundl
     hist = json.loads((tmp_path / "joint" / "history.jsonl").read_text().splitlines()[-1])
     assert {"train_ctc", "train_tags", "train_lyrics", "valid_loss", "valid_wer"} <= set(hist)
     assert zero_shot_prompts("rock")[0] == "rock"
+
+
+def test_retrieval_error_is_one_minus_the_mean_of_its_figures():
+    from singalign.contrastive_train import retrieval_error
+
+    assert retrieval_error(
+        {"tag_roc_auc": 0.9, "t2m_map@10": 0.5, "lyr_map@10": 0.1, "loss": 3.0}
+    ) == pytest.approx(0.5)
+    assert retrieval_error({"tag_roc_auc": 0.8, "t2m_map@10": float("nan")}) == pytest.approx(0.2)
+    assert math.isnan(retrieval_error({"loss": 1.0}))
+    with pytest.raises(ValueError, match="select"):
+        HeadTrainConfig(train=("a",), metadata=("m",), bundle="b", select="wer")
