@@ -407,9 +407,12 @@ def _average_grads(module, world: int) -> None:
 # ----------------------------------------------------------------------------- validation
 
 
-def embed_items(head, data: HeadData, enc_paths, alt, device, batch_size: int = 16) -> dict[str, np.ndarray]:
+def embed_items(
+    head, data: HeadData, enc_paths, alt, device, batch_size: int = 16, progress: bool = False
+) -> dict[str, np.ndarray]:
     """Audio embeddings (N, E) per space of every item (cached encodings, or the ALT model)."""
     import torch
+    from tqdm import tqdm
 
     from singalign.embed import capture_encoding
 
@@ -419,9 +422,11 @@ def embed_items(head, data: HeadData, enc_paths, alt, device, batch_size: int = 
     if alt is not None:
         alt_was = alt.training
         alt.eval()
+    bar = tqdm(total=len(data), desc="embedding", unit="item", disable=not progress)
     with torch.no_grad():
         for k in range(0, len(data), batch_size):
             idx = list(range(k, min(k + batch_size, len(data))))
+            bar.update(len(idx))
             if enc_paths is not None:
                 h, lengths = pad_encodings([np.load(enc_paths[i]) for i in idx])
             else:
@@ -438,6 +443,7 @@ def embed_items(head, data: HeadData, enc_paths, alt, device, batch_size: int = 
     head.train(was)
     if alt is not None:
         alt.train(alt_was)
+    bar.close()
     return {s: np.concatenate(v) for s, v in out.items()}
 
 
@@ -630,7 +636,7 @@ def evaluate_bundle(
     vocab = tag_vocab if tag_vocab is not None else (bundle.config["head"].get("tag_vocab") or
                                                       tag_vocabulary([m for m in data.metas if m]))  # fmt: skip
     text_cfg = TextSampleConfig.from_dict(bundle.config["head"].get("text_sample") or {})
-    emb = embed_items(head, data, None, alt, torch.device(device))
+    emb = embed_items(head, data, None, alt, torch.device(device), progress=progress)
     summary, rows = evaluate_embeddings(head, data, emb, vocab, text_cfg, seed=seed)
     if out_dir:
         write_json(Path(out_dir) / "summary.json", {"bundle": str(bundle_path), **summary})
