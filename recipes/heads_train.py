@@ -3,7 +3,7 @@
 Usage:
     python recipes/heads_train.py --bundle ALT_BUNDLE --train PREP [PREP ...] --valid PREP \
         --metadata SYNTH/metadata.jsonl --out RUN [--mode frozen|joint] [--text-tower minilm|bow] \
-        [--finetune-text] [--pooling attention|mean] [--embed-dim 128] [--epochs 50] [--max-steps N] \
+        [--finetune-text] [--no-evidence] [--pooling attention|mean] [--embed-dim 128] [--epochs 50] [--max-steps N] \
         [--batch-size 32] [--lr 1e-3] [--tag-weight 1] [--lyrics-weight 1] [--seed 0] \
         [--select retrieval|loss]
     python recipes/heads_train.py --config RUN/train_config.json      # the same run again / resumed
@@ -36,6 +36,12 @@ def main(argv=None) -> int:
     ap.add_argument("--mode", choices=("frozen", "joint"), default=None)
     ap.add_argument("--text-tower", choices=("minilm", "bow"), default=None)
     ap.add_argument("--finetune-text", action="store_true", help="fine-tune the text tower (default: frozen)")
+    ap.add_argument(
+        "--no-evidence",
+        action="store_true",
+        help="the head sees the lyrics encoding alone, not also CRNN-1's pitch and onset "
+        "probabilities (which it sees by default with a multitask bundle)",
+    )
     ap.add_argument("--pooling", choices=("attention", "mean"), default=None)
     ap.add_argument("--embed-dim", type=int, default=None)
     for name, typ in [("epochs", int), ("max-steps", int), ("batch-size", int), ("lr", float), ("text-lr", float),
@@ -84,6 +90,8 @@ def main(argv=None) -> int:
     }
     if args.finetune_text:
         head["text_trainable"] = True
+    if args.no_evidence:
+        head["evidence"] = False
     cfg = replace(cfg, **updates, head=replace(cfg.head, **head))
     result = fit_heads(cfg)
     print(

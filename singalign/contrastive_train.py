@@ -56,7 +56,7 @@ class HeadTrainConfig:
     valid: tuple[str, ...] = ()
     out_dir: str = "runs/heads"
     mode: str = "frozen"
-    head: HeadConfig = field(default_factory=HeadConfig)
+    head: HeadConfig = field(default_factory=lambda: HeadConfig(evidence=True))
     text: TextSampleConfig = field(default_factory=TextSampleConfig)
     tag_weight: float = 1.0
     lyrics_weight: float = 1.0
@@ -155,11 +155,14 @@ def batch_texts(
 # ----------------------------------------------------------------------------- encodings cache
 
 
-def cache_encodings(model, data: HeadData, folder: Path, device, progress: bool = True) -> list[Path]:
-    """The frozen encoder output of every item, one ``<n>.npy`` (T2, D) float16 file each.
+def cache_encodings(
+    model, data: HeadData, folder: Path, device, progress: bool = True, evidence: bool = False
+) -> list[Path]:
+    """The frozen encoder output of every item (with CRNN-1's probabilities when ``evidence``, see
+    ``embed.capture_encoding``), one ``<n>.npy`` (T2, D) float16 file each.
 
-    Files already present are kept (the cache belongs to one bundle: ``folder`` is named after its
-    fingerprint), so an interrupted run resumes its cache.
+    Files already present are kept (the cache belongs to one bundle and one ``evidence``: ``folder``
+    is named after them), so an interrupted run resumes its cache.
     """
     import torch
     from tqdm import tqdm
@@ -174,7 +177,7 @@ def cache_encodings(model, data: HeadData, folder: Path, device, progress: bool 
     for i in tqdm(todo, desc="encoding", unit="item", disable=not progress, leave=False):
         it = data.items[i]
         x = torch.from_numpy(it["features"])[None].to(device)
-        with torch.no_grad(), capture_encoding(model) as box:
+        with torch.no_grad(), capture_encoding(model, evidence) as box:
             out = model(
                 x, torch.tensor([x.shape[-1]], device=device), po_gate=torch.tensor([float(it["has_notes"])])
             )
@@ -235,7 +238,7 @@ class _HeadsStep:
             terms = _contrastive_terms(self.head, h, lengths, texts, self.weights)
             terms["loss"] = sum(self.weights[s] * v for s, v in terms.items())
             return terms
-        with capture_encoding(self.alt) as box:
+        with capture_encoding(self.alt, self.head.cfg.evidence) as box:
             out, terms = batch_loss(net_alt, batch, self.cfg.loss, device)
         con = _contrastive_terms(self.head, box["h"], out["ctc_lengths"], texts, self.weights)
         terms.update(con)
@@ -311,14 +314,17 @@ def fit_heads(
     enc_train = enc_valid = None
     if frozen:
         encoder = bundle.build_model().to(device)
-        cache = out / ENCODINGS / bundle_fingerprint(bundle).replace("+", "_")
+        ev = head_cfg.evidence
+        cache = out / ENCODINGS / (bundle_fingerprint(bundle).replace("+", "_") + ("_evidence" if ev else ""))
         if dist_info.main:  # rank 0 fills the cache; the others wait for it
-            enc_train = cache_encodings(encoder, train, cache / "train", device, progress)
-            enc_valid = cache_encodings(encoder, valid, cache / "valid", device, progress) if valid else None
+            enc_train = cache_encodings(encoder, train, cache / "train", device, progress, ev)
+            enc_valid = (
+                cache_encodings(encoder, valid, cache / "valid", device, progress, ev) if valid else None
+            )
         if dist_info.world > 1:
             torch.distributed.barrier()
-            enc_train = cache_encodings(encoder, train, cache / "train", device, False)
-            enc_valid = cache_encodings(encoder, valid, cache / "valid", device, False) if valid else None
+            enc_train = cache_encodings(encoder, train, cache / "train", device, False, ev)
+            enc_valid = cache_encodings(encoder, valid, cache / "valid", device, False, ev) if valid else None
         del encoder
         module = head
     else:
@@ -431,7 +437,7 @@ def embed_items(
                 h, lengths = pad_encodings([np.load(enc_paths[i]) for i in idx])
             else:
                 b = _collate(data, idx, None)
-                with capture_encoding(alt) as box:
+                with capture_encoding(alt, head.cfg.evidence) as box:
                     o = alt(
                         b["features"].to(device),
                         b["lengths"].to(device),

@@ -39,24 +39,38 @@ class EmbedOptions:
 
 
 @contextlib.contextmanager
-def capture_encoding(model):
+def capture_encoding(model, evidence: bool = False):
     """Within the block, ``box["h"]`` holds the last (B, T2, D) lyrics encoding the model computed.
 
     The encoding is the input of the lyrics CRNN's output layer, caught with a forward pre-hook,
     so ``SingAlignModel.forward`` runs unchanged (and gradients flow through it when training).
+    With ``evidence`` it is followed by CRNN-1's pitch and onset probabilities as the lyrics CRNN
+    received them (max-pooled to the encoding's rate): (B, T2, D + n_pitch + 1). A CTC-trained
+    encoding keeps what spells the words and may drop what describes the music (the singer's
+    range, the key, the rhythm); CRNN-1's output says it directly.
     """
+    import torch
+
     if model.lyrics is None:
         raise ValueError("a pitch/onset-only model has no lyrics encoder")
     box: dict = {}
+    k1 = model.cfg.n_pitch + 1
 
-    def hook(_module, inputs):
-        box["h"] = inputs[0]
+    def grab_evidence(_module, inputs):
+        box["po"] = inputs[0][..., -k1:]  # the first RNN's input ends with the pooled probabilities
 
-    handle = model.lyrics.fc.register_forward_pre_hook(hook)
+    def grab(_module, inputs):
+        h = inputs[0]
+        box["h"] = torch.cat([h, box.pop("po").to(h.dtype)], dim=-1) if evidence else h
+
+    handles = [model.lyrics.fc.register_forward_pre_hook(grab)]
+    if evidence:
+        handles.append(model.lyrics.rnns[0].register_forward_pre_hook(grab_evidence))
     try:
         yield box
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
 
 
 class Embedder:
@@ -109,7 +123,7 @@ class Embedder:
         for group in window_batches(feats.shape[-1], o.window_frames, o.overlap_frames, o.batch_windows):
             x = np.stack([feats[..., w.start : w.stop] for w in group]).astype(np.float32, copy=False)
             lengths = torch.full((len(group),), x.shape[-1], device=o.device)
-            with torch.no_grad(), capture_encoding(self.model) as box:
+            with torch.no_grad(), capture_encoding(self.model, self.head.cfg.evidence) as box:
                 self.model(torch.from_numpy(x).to(o.device), lengths)
             for i, w in enumerate(group):
                 lo2, a2, hi2 = w.keep_lo // d, w.start // d, (w.keep_hi + 1) // d

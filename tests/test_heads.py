@@ -135,14 +135,15 @@ def head_bundle(tmp_path_factory):
     root = tmp_path_factory.mktemp("bundles")
     torch.manual_seed(0)
     alt = Bundle.load(init_bundle(root / "alt", "tiny", "multitask"))
-    head = AudioTextHead(head_config_for(alt, BOW))
+    head = AudioTextHead(head_config_for(alt, replace(BOW, evidence=True)))
     return save_with_head(alt, head, root / "with_head", tag_vocab=["rock", "jazz"])
 
 
 def test_bundle_keeps_head_beside_alt_weights(head_bundle, tmp_path):
     b = Bundle.load(head_bundle)
     assert HEAD_FILE in b.config["files"] and b.config["head"]["tag_vocab"] == ["rock", "jazz"]
-    assert b.config["head"]["config"]["audio_dim"] == 2 * b.model_config.ly_rnn_hidden
+    m = b.model_config  # the lyrics encoding, then CRNN-1's pitch and onset probabilities
+    assert b.config["head"]["config"]["audio_dim"] == 2 * m.ly_rnn_hidden + m.n_pitch + 1
     b.build_model()  # the ALT weights load as before (the head lives in its own file)
     h1, h2 = load_head(b), load_head(Bundle.load(head_bundle))
     x = torch.randn(2, 7, h1.cfg.audio_dim)
@@ -170,13 +171,41 @@ def test_embedder_stitches_windows_of_a_long_song(head_bundle):
     h = emb.encode(feats)
     assert h.shape == (750, emb.head.cfg.audio_dim)
     short = feats[..., :300]  # one window: the same as one forward pass
-    with torch.no_grad(), capture_encoding(emb.model) as box:
+    assert emb.head.cfg.evidence  # the encoding is followed by CRNN-1's probabilities
+    with torch.no_grad(), capture_encoding(emb.model, evidence=True) as box:
         emb.model(torch.from_numpy(short[None]), torch.tensor([300]))
     assert torch.allclose(emb.encode(short), box["h"][0], atol=1e-5)
     vec = emb.embed_features(feats)
     assert set(vec) == {"tags", "lyrics"} and all(abs(np.linalg.norm(v) - 1) < 1e-5 for v in vec.values())
     scores = emb.tag_scores(vec["tags"], ["rock", "jazz"])
     assert scores.shape == (1, 2) and np.all(np.abs(scores) <= 1 + 1e-6)
+
+
+def test_evidence_follows_the_encoding_with_crnn1_probabilities_pooled_to_its_rate(head_bundle):
+    alt = Bundle.load(Path(head_bundle).parent / "alt")
+    model = alt.build_model().eval()
+    x = torch.from_numpy(np.random.default_rng(2).standard_normal((2, 2, 80, 41)).astype(np.float32))
+    lengths = torch.tensor([41, 30])
+    with torch.no_grad(), capture_encoding(model) as plain:
+        model(x, lengths)
+    with torch.no_grad(), capture_encoding(model, evidence=True) as box:
+        out = model(x, lengths)
+    k1 = alt.model_config.n_pitch + 1
+    h = box["h"]
+    assert h.shape == (2, 21, plain["h"].shape[-1] + k1)
+    assert torch.equal(h[..., :-k1], plain["h"])
+    po = torch.cat([out["pitch_logits"].softmax(-1), torch.sigmoid(out["onset_logits"])[..., None]], -1)
+    want = torch.nn.functional.max_pool1d(po[:1].transpose(1, 2), 3, 2, 1).transpose(
+        1, 2
+    )  # item 0: no padding
+    assert torch.allclose(h[0, :, -k1:], want[0], atol=1e-6)
+    assert torch.all(h[1, 15:, -k1:] == 0)  # padded frames of the shorter item carry nothing
+    # the head's input width follows: only a multitask bundle gets the evidence
+    assert (
+        head_config_for(alt, replace(BOW, evidence=True)).audio_dim == 2 * alt.model_config.ly_rnn_hidden + k1
+    )
+    base = Bundle.load(init_bundle(Path(head_bundle).parent / "base", "tiny", "baseline"))
+    assert head_config_for(base, replace(BOW, evidence=True)).evidence is False
 
 
 def test_minilm_text_tower_frozen():
@@ -226,7 +255,7 @@ def test_fit_heads_frozen_resumes_exactly_and_learns_planted_tags(tmp_path, head
     alt = str(Path(head_bundle).parent / "alt")
     cfg = HeadTrainConfig(
         train=(str(prep),), valid=(str(prep),), metadata=(str(meta),), bundle=alt,
-        out_dir=str(tmp_path / "straight"), head=BOW, epochs=6, batch_size=8, lr=3e-3, warmup_steps=3, seed=3,
+        out_dir=str(tmp_path / "straight"), head=replace(BOW, evidence=True), epochs=6, batch_size=8, lr=3e-3, warmup_steps=3, seed=3,
     )  # fmt: skip
     fit_heads(cfg, progress=False)
     resumed = replace(cfg, out_dir=str(tmp_path / "resumed"))
@@ -257,7 +286,7 @@ def test_fit_heads_joint_trains_alt_weights_and_reports_wer(tmp_path, head_bundl
     alt = Path(head_bundle).parent / "alt"
     cfg = HeadTrainConfig(
         train=(str(prep),), valid=(str(prep),), metadata=(str(meta),), bundle=str(alt), mode="joint",
-        out_dir=str(tmp_path / "joint"), head=BOW, epochs=1, batch_size=4, warmup_steps=1,
+        out_dir=str(tmp_path / "joint"), head=replace(BOW, evidence=True), epochs=1, batch_size=4, warmup_steps=1,
     )  # fmt: skip
     fit_heads(cfg, progress=False)
     out = Bundle.load(tmp_path / "joint" / "best")

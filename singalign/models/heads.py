@@ -68,6 +68,9 @@ class HeadConfig(JsonConfig):
         init_temperature: starting softmax temperature (CLIP: 0.07).
         learn_temperature: learn it (as a log-scale clamped to ``max_logit_scale``).
         max_logit_scale: upper bound of 1 / temperature (CLIP: 100).
+        evidence: the audio input is the lyrics encoding followed by CRNN-1's pitch and onset
+            probabilities (``embed.capture_encoding``; multitask bundles only, ``audio_dim`` grows by
+            n_pitch + 1). Heads trained before it existed have False.
     """
 
     audio_dim: int = 0
@@ -85,6 +88,7 @@ class HeadConfig(JsonConfig):
     init_temperature: float = 0.07
     learn_temperature: bool = True
     max_logit_scale: float = 100.0
+    evidence: bool = False
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
@@ -338,11 +342,13 @@ def same_key_matrix(keys: list[Any]) -> torch.Tensor:
 
 
 def head_config_for(bundle, cfg: HeadConfig) -> HeadConfig:
-    """``cfg`` with ``audio_dim`` taken from the bundle's lyrics CRNN."""
+    """``cfg`` with ``audio_dim`` taken from the bundle's lyrics CRNN; ``evidence`` only when the
+    bundle's CRNN-1 estimates pitch and onsets at inference (multitask)."""
     m = bundle.model_config
     if not m.has_lyrics:
         raise BundleError(f"{bundle.path}: a pitch/onset-only bundle has no lyrics encoder for a head")
-    return replace(cfg, audio_dim=2 * m.ly_rnn_hidden)
+    evidence = cfg.evidence and m.mode == "multitask"
+    return replace(cfg, evidence=evidence, audio_dim=2 * m.ly_rnn_hidden + (m.n_pitch + 1 if evidence else 0))
 
 
 def has_head(bundle) -> bool:
