@@ -4,7 +4,7 @@ Commands: ``singalign index add PATH... --db LIB``, ``singalign index info --db 
 and tagging (``singalign search``, ``singalign tag``) are in ``singalign.search``, rank fusion in
 ``singalign.ranking``.
 
-Schema (``SCHEMA_VERSION`` 1)::
+Schema (``SCHEMA_VERSION`` 2; a v1 file is upgraded in place when opened: v2 added ``heard``)::
 
     meta(key TEXT PRIMARY KEY, value TEXT)
         schema_version, model (fingerprint: SHA-256 of the bundle's weights and head), bundle (its
@@ -13,6 +13,8 @@ Schema (``SCHEMA_VERSION`` 1)::
     tracks(id INTEGER PRIMARY KEY, path TEXT UNIQUE (absolute), sha256 TEXT (content hash),
         size INTEGER, mtime REAL, duration REAL (s), added REAL (unix time),
         transcript TEXT (lyrics, one line per line), words TEXT (JSON [{"word","start","end"}]),
+        heard TEXT (the transcript decoded without the language model: what was heard letter by
+        letter, which lyrics search matches approximately; '' in tracks indexed by v1),
         notes TEXT (JSON summary {"n_notes","pitch_min","pitch_max","pitch_median","notes_per_minute"}))
     embeddings(track_id -> tracks.id ON DELETE CASCADE, space TEXT ("tags" | "lyrics"),
         vector BLOB (float32 little-endian, embed_dim values, unit norm), PRIMARY KEY(track_id, space))
@@ -37,8 +39,10 @@ use FAISS (``pip install faiss-cpu``, not a dependency): build ``faiss.IndexFlat
 ``faiss.write_index`` it beside the database keyed by the ``model`` fingerprint and the track count,
 and map its row numbers back through the ids ``matrix`` returns; the rest of this module is unchanged.
 
-Lyrics search is FTS5 (exact phrase matches, then BM25 of the words) scoring a bounded number of
-tracks per query (``Library.search_fts``), and fusing rankings reads only the ranks the fused top
+Lyrics search ranks by the approximate character match of the phrase in what was heard
+(``Library.fuzzy_costs``: every track up to ``FUZZY_ALL_TRACKS``, else the candidates of the other
+two rankings), ties broken by FTS5 (exact phrase matches, then BM25 of the words; a bounded number
+of tracks scored per query, ``Library.search_fts``) fused with the lyric-text embedding; and fusing rankings reads only the ranks the fused top
 needs (``ranking.fuse_top``, equal to fusing the whole lists): at 100k tracks a text or ``--like`` search takes
 about 4 ms once the matrices are loaded, a lyrics search about 10 ms (median) and 30 ms (p99) on
 two cores (``bench/bench_library.py``), plus embedding the query text.
@@ -65,7 +69,7 @@ from singalign.ranking import VectorRanking
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: FTS candidates considered by a lyrics search.
 FTS_CANDIDATES = 200
 #: Most tracks one stage of a lyrics query scores with BM25 (FTS5 spends about 2 us per scored
@@ -75,8 +79,14 @@ FTS_SCORED = 5000
 FTS_FILL = 1000
 #: Most exact-phrase matches a lyrics query ranks (a phrase sung in more tracks: its first ones by id).
 FTS_PHRASE_HITS = 1000
+#: Libraries with at most this many tracks get the approximate lyrics match over every transcript;
+#: larger ones over the candidates of the other lyrics rankings (``Library.fuzzy_costs``).
+FUZZY_ALL_TRACKS = 1000
 #: FTS5's bm25() constants: a word adds at most idf * (k1 + 1) to a track's score.
 _BM25_K1, _BM25_B = 1.2, 0.75
+
+#: the text lyrics search matches approximately: what was heard, else (v1 tracks) the transcript
+_HEARD = "CASE WHEN heard != '' THEN heard ELSE transcript END"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -90,7 +100,8 @@ CREATE TABLE IF NOT EXISTS tracks(
     added REAL,
     transcript TEXT NOT NULL DEFAULT '',
     words TEXT NOT NULL DEFAULT '[]',
-    notes TEXT NOT NULL DEFAULT '{}'
+    notes TEXT NOT NULL DEFAULT '{}',
+    heard TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS tracks_sha ON tracks(sha256);
 CREATE TABLE IF NOT EXISTS embeddings(
@@ -123,6 +134,7 @@ class TrackAnalysis:
     words: list[dict[str, Any]] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, float] = field(default_factory=dict)
+    heard: str = ""  # the transcript without the language model (see the schema)
 
 
 def notes_summary(notes) -> dict[str, Any]:
@@ -176,6 +188,12 @@ class Library:
         version = self.get_meta("schema_version")
         if version is None:
             self.set_meta({"schema_version": str(SCHEMA_VERSION)})
+        elif int(version) == 1:  # v2 added tracks.heard; v1 tracks keep '' (search uses the transcript)
+            with self._transaction():
+                self.db.execute("ALTER TABLE tracks ADD COLUMN heard TEXT NOT NULL DEFAULT ''")
+                self.db.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+                )
         elif int(version) != SCHEMA_VERSION:
             raise SingalignError(f"{self.path}: library schema v{version}, this code reads v{SCHEMA_VERSION}")
 
@@ -238,7 +256,8 @@ class Library:
 
     def track(self, track_id: int) -> dict[str, Any]:
         row = self.db.execute(
-            "SELECT path, sha256, duration, transcript, words, notes FROM tracks WHERE id = ?", (track_id,)
+            "SELECT path, sha256, duration, transcript, words, notes, heard FROM tracks WHERE id = ?",
+            (track_id,),
         ).fetchone()
         tags = dict(
             self.db.execute("SELECT tag, score FROM tags WHERE track_id = ? ORDER BY score DESC", (track_id,))
@@ -250,6 +269,7 @@ class Library:
             "transcript": row[3],
             "words": json.loads(row[4]),
             "notes": json.loads(row[5]),
+            "heard": row[6],
             "tags": tags,
         }
 
@@ -276,8 +296,8 @@ class Library:
         with self._transaction():
             self.db.execute("DELETE FROM tracks WHERE path = ?", (path,))
             cur = self.db.execute(
-                "INSERT INTO tracks(path, sha256, size, mtime, duration, added, transcript, words, notes) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO tracks(path, sha256, size, mtime, duration, added, transcript, words, notes, heard) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     path,
                     sha,
@@ -288,6 +308,7 @@ class Library:
                     a.transcript,
                     json.dumps(a.words),
                     json.dumps(a.notes),
+                    a.heard,
                 ),
             )
             tid = int(cur.lastrowid)
@@ -313,7 +334,9 @@ class Library:
                 "SELECT space, vector FROM embeddings WHERE track_id = ?", (track_id,)
             )
         }
-        return TrackAnalysis(embs, t["duration"] or 0.0, t["transcript"], t["words"], t["notes"], t["tags"])
+        return TrackAnalysis(
+            embs, t["duration"] or 0.0, t["transcript"], t["words"], t["notes"], t["tags"], t["heard"]
+        )
 
     def record_failure(self, path: str, sha: str, error: str) -> None:
         with self._transaction():
@@ -360,6 +383,30 @@ class Library:
         ids, _, mat = self.matrix(space)
         order = np.argsort(-(mat @ np.asarray(query, np.float32).reshape(-1)), kind="stable")
         return {int(ids[i]): r for r, i in enumerate(order)}
+
+    def fuzzy_costs(self, phrase: str, candidates: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(track ids, costs): the approximate match of ``phrase`` in what was heard in each track
+        (fewest character edits to some stretch of it, ``ranking.approximate_match_costs``), for
+        every track when the library has at most ``FUZZY_ALL_TRACKS``, else for the ``candidates``
+        (a 5-word phrase costs about 20 ms per 200k characters on 2 cores).
+
+        Word search misses a remembered line whose words were each transcribed with a wrong letter,
+        and the language model's transcript can replace misheard words with other real words; the
+        text decoded without it, matched letter by letter, keeps the trace (see ``search_library``).
+        """
+        from singalign.ranking import approximate_match_costs
+
+        if self.count() <= FUZZY_ALL_TRACKS:
+            rows = self.db.execute(f"SELECT id, {_HEARD} FROM tracks ORDER BY id").fetchall()
+        elif candidates:
+            marks = ",".join("?" * len(candidates))
+            rows = self.db.execute(
+                f"SELECT id, {_HEARD} FROM tracks WHERE id IN ({marks}) ORDER BY id", list(candidates)
+            ).fetchall()
+        else:
+            rows = []
+        ids = np.array([r[0] for r in rows], np.int64)
+        return ids, approximate_match_costs(phrase, [r[1] for r in rows])
 
     def search_fts(self, phrase: str, limit: int = FTS_CANDIDATES) -> list[int]:
         """Track ids whose transcript matches ``phrase``, best first: exact phrase matches first (by
@@ -559,7 +606,7 @@ class TrackAnalyzer:
                 raise SingalignError(f"transcription is unavailable ({exc}); use --no-transcribe") from None
             dec = {"method": "greedy"} if greedy else {}
             self.transcriber = Transcriber(
-                bundle, TranscribeOptions(separation=separation, decode=dec, device=device, keep_frames=True)
+                bundle, TranscribeOptions(separation=separation, decode=dec, device=device)
             )
         # when transcribing, the transcriber's features (vocals separated once) feed the embedder
         self.embedder = Embedder(
@@ -573,14 +620,24 @@ class TrackAnalyzer:
         from singalign.constants import FRAME_RATE
 
         if self.transcriber is not None:
-            result = self.transcriber(path)
-            feats = result.frames.log_mel
+            tr = self.transcriber
+            feats, post, duration = tr.posteriors(path)
+            result = tr.result_from(path, feats, post, duration)
+            heard = result.text
+            if tr.decode_options.lm_path and "char_log_probs" in post:  # and once more without the LM
+                from dataclasses import replace
+
+                from singalign.decode import decode_text
+
+                no_lm = replace(tr.decode_options, lm_path=None, unigrams_path=None)
+                heard = decode_text(post["char_log_probs"], no_lm)
             a = TrackAnalysis(
                 {},
                 result.duration,
                 result.text,
                 [{"word": w.word, "start": w.start, "end": w.end} for w in result.words],
                 notes_summary(result.notes),
+                heard=heard,
             )
         else:
             feats = self.embedder.load_features(path)

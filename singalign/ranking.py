@@ -99,3 +99,109 @@ def fuse_top(rankings: list[list[int] | VectorRanking], top: int, k: int = RRF_K
         if complete or (len(order) >= top and fused[order[top - 1]] > bound):
             return [(int(cand[j]), float(fused[j])) for j in order[:top]]
         depth *= 8
+
+
+_KEEP = set("abcdefghijklmnopqrstuvwxyz0123456789'")
+_TO_SPACE = {c: " " for c in range(128) if chr(c) not in _KEEP}
+
+
+def match_text(text: str) -> bytes:
+    """``text`` as ``approximate_match_costs`` compares it: lowercase ASCII words of letters, digits
+    and apostrophes joined by single spaces."""
+    return " ".join(text.lower().translate(_TO_SPACE).split()).encode("ascii", "replace")
+
+
+def approximate_match_costs(query: str, texts: list[str], chunk: int = 1024) -> np.ndarray:
+    """For each text, the fewest character edits (substitutions, insertions, deletions) that turn
+    ``query`` into some substring of it (Sellers 1980), both lowercased to words of letters, digits
+    and apostrophes joined by single spaces. (N,) int32: 0 means the query occurs as it is.
+
+    A query sung and then transcribed with errors still lies close to a stretch of the transcript,
+    where word matching (FTS) finds nothing when every word has one wrong letter. Queries up to 64
+    characters run Myers' bit-vector algorithm (1999) over overlapping pieces of every text at once
+    (about 2,000 numpy operations per query, each over all pieces); longer ones the dynamic
+    programme (``len(query)`` times more work), in chunks of texts of similar length.
+    """
+    q = match_text(query)
+    norm = [match_text(t) for t in texts]
+    out = np.full(len(texts), len(q), np.int32)  # an empty text: delete the whole query
+    if not q:
+        out[:] = 0
+        return out
+    qa = np.frombuffer(q, np.uint8)
+    if len(q) <= 64:
+        # Myers over pieces of the texts, all at once: the best stretch is at most 2m characters
+        # long (a longer one costs more than deleting the whole query), so pieces of W characters
+        # that overlap by 2m hold every candidate stretch whole, and the numpy calls number ~15 W
+        width = max(128, 4 * len(q))
+        step = width - 2 * len(q)
+        lens = np.array([len(x) for x in norm], np.int64)
+        ends = np.cumsum(lens)
+        buf = np.frombuffer(b"".join(norm) + bytes(width), np.uint8)
+        n_pieces = np.where(lens > 0, np.maximum(1, -(-(lens - 2 * len(q)) // step)), 0)
+        owner = np.repeat(np.arange(len(norm)), n_pieces)
+        first = np.cumsum(n_pieces) - n_pieces
+        starts = (ends - lens)[owner] + (np.arange(len(owner)) - first[owner]) * step
+        piece_lens = np.minimum(width, ends[owner] - starts)  # the rest belongs to the next text
+        if len(owner):
+            t = buf[starts[:, None] + np.arange(width)]
+            np.minimum.at(out, owner, _myers(qa, t, piece_lens))
+        return out
+    order = sorted((i for i in range(len(norm)) if norm[i]), key=lambda i: len(norm[i]))
+    for lo in range(0, len(order), chunk):
+        rows = order[lo : lo + chunk]
+        lens = np.array([len(norm[i]) for i in rows])
+        t = np.zeros((len(rows), int(lens[-1])), np.uint8)
+        for r, i in enumerate(rows):
+            t[r, : lens[r]] = np.frombuffer(norm[i], np.uint8)
+        out[rows] = _sellers(qa, t, lens)
+    return out
+
+
+def _myers(q: np.ndarray, t: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Myers' bit-parallel search: best edit distance of ``q`` (m <= 64) to a substring of each
+    row of ``t`` (N, W) that ends within its length ``lens``; rows are processed together."""
+    m = len(q)
+    mask = np.uint64((1 << m) - 1)
+    high = np.uint64(1 << (m - 1))
+    peq = np.zeros(256, np.uint64)  # bit i of peq[c]: q[i] == c
+    for i, c in enumerate(q):
+        peq[c] |= np.uint64(1 << i)
+    n = t.shape[0]
+    pv = np.full(n, mask, np.uint64)
+    mv = np.zeros(n, np.uint64)
+    score = np.full(n, m, np.int32)
+    best = score.copy()
+    one = np.uint64(1)
+    for j in range(t.shape[1]):
+        eq = peq[t[:, j]]
+        xv = eq | mv
+        xh = ((((eq & pv) + pv) & mask) ^ pv) | eq
+        ph = mv | (~(xh | pv) & mask)
+        mh = pv & xh
+        score += ((ph & high) != 0).astype(np.int32) - ((mh & high) != 0).astype(np.int32)
+        ph = (ph << one) & mask  # a match may start anywhere: no carry-in
+        mh = (mh << one) & mask
+        pv = mh | (~(xv | ph) & mask)
+        mv = ph & xv
+        live = j < lens  # past its end a row's padding cannot improve it
+        np.minimum(best, np.where(live, score, best), out=best)
+    return best
+
+
+def _sellers(q: np.ndarray, t: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """The dynamic programme behind ``approximate_match_costs``, for any query length."""
+    width = t.shape[1]
+    j = np.arange(width + 1, dtype=np.int32)
+    prev = np.zeros((t.shape[0], width + 1), np.int32)  # row 0: the match may start anywhere
+    for i, c in enumerate(q, 1):
+        # d[j] = min(prev[j-1] + (t[j] != c), prev[j] + 1, d[j-1] + 1), d[0] = i; the last
+        # term (insertions along the row) is a running minimum of d[j] - j, plus j
+        cur = np.empty_like(prev)
+        cur[:, 0] = i
+        cur[:, 1:] = np.minimum(prev[:, :-1] + (t != c), prev[:, 1:] + 1) - j[1:]
+        np.minimum.accumulate(cur, axis=1, out=cur)
+        cur[:, 1:] += j[1:]
+        prev = cur
+    # the match ends anywhere within the text (not in its padding)
+    return np.where(j[None, :] <= lens[:, None], prev, np.iinfo(np.int32).max).min(axis=1)

@@ -1,7 +1,8 @@
 """Searching a library (``singalign search``) and zero-shot tagging (``singalign tag``).
 
 ``search_library`` ranks a library's tracks by free text (the tag space), by remembered lyrics
-(full-text search of the transcriptions fused with the lyric-text embedding) or by a similar song;
+(full-text search of the transcriptions fused with the lyric-text embedding and an approximate
+character match that tolerates transcription errors) or by a similar song;
 the index itself, its schema and its costs are described in ``singalign.library``.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from singalign.errors import SingalignError, file_error
-from singalign.library import Library, _load_bundle, bundle_fingerprint
+from singalign.library import FTS_CANDIDATES, Library, _load_bundle, bundle_fingerprint
 from singalign.ranking import VectorRanking, fuse_top
 
 
@@ -27,7 +28,8 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         help="search a library by text, by remembered lyrics, or by a similar song",
         description="Search a library. QUERY is free text matched against the songs' audio "
         '("slow piano ballad with a female voice"); --lyrics finds songs by words sung in them '
-        "(full-text search of the transcriptions fused with the lyrics embedding); --like FILE finds "
+        "(full-text search of the transcriptions, fused with the lyrics embedding and an approximate "
+        "match that tolerates misheard letters); --like FILE finds "
         "songs that sound like FILE. Several criteria are fused by reciprocal rank.",
     )
     s.add_argument("query", nargs="?", default=None, help="text describing the music")
@@ -68,7 +70,8 @@ def search_library(
     """Search as ``singalign search`` does; returns ``[{"path", "score"}]`` best first.
 
     One vector criterion alone scores by cosine; anything else (lyrics, or several criteria) by
-    reciprocal rank fusion of each ranking (FTS and lyric-embedding rankings for ``lyrics``).
+    reciprocal rank fusion of each ranking; ``lyrics`` gives one ranking (``lyrics_ranking``), whose
+    match quality is the score when it is the only criterion.
     """
     from singalign.bundle import sha256_file
 
@@ -95,15 +98,61 @@ def search_library(
         return [{"path": p, "score": round(s, 6)} for _, p, s in hits]
     rankings: list[list[int] | VectorRanking] = [lib.vector_ranking(v, sp, exclude) for v, sp in vectors]
     if lyrics:
-        rankings.append([i for i in lib.search_fts(lyrics) if i not in exclude])
-        # the lyrics matrix is loaded only when a lyric-text embedding will be compared with it
-        if embedder is not None and "lyrics" in embedder.spaces and len(lib.matrix("lyrics")[0]):
-            vec = embedder.embed_texts([lyrics], "lyrics")[0]
-            rankings.append(lib.vector_ranking(vec, "lyrics", exclude))
-    fused = fuse_top(rankings, top)
-    marks = ",".join("?" * len(fused))
-    paths = dict(lib.db.execute(f"SELECT id, path FROM tracks WHERE id IN ({marks})", [i for i, _ in fused]))
-    return [{"path": paths[i], "score": round(s, 6)} for i, s in fused]
+        ranked, match = lyrics_ranking(lib, embedder, lyrics, exclude, top)
+        if not rankings:  # lyrics alone: the match quality of the phrase is the score
+            return _with_paths(lib, [(i, match.get(i, 0.0)) for i in ranked[:top]])
+        rankings.append(ranked)
+    return _with_paths(lib, fuse_top(rankings, top))
+
+
+def lyrics_ranking(
+    lib: Library, embedder, phrase: str, exclude: set[int], top: int
+) -> tuple[list[int], dict[int, float]]:
+    """Tracks for a remembered lyrics ``phrase``, best first, and each matched track's score.
+
+    Tracks are ordered by the approximate match of the phrase in what was heard
+    (``Library.fuzzy_costs``; score = 1 - edits / phrase length, 1 for the phrase as it is); ties
+    by reciprocal rank fusion of full-text search of the transcripts' words and the lyric-text
+    embedding. In a library above ``FUZZY_ALL_TRACKS``, only those two rankings' candidates are
+    matched; the rest follow in fused order. Rank fusion of the three with equal weights was
+    worse: on 100 held-out synthetic songs a 5-word phrase found its song first 28% of the time
+    by the approximate match, 14% by the words, 20% by fusing them (see the issue-6 note).
+    """
+    from singalign.ranking import RRF_K, match_text
+
+    words = [i for i in lib.search_fts(phrase) if i not in exclude]
+    others: list[list[int] | VectorRanking] = [words]
+    candidates = set(words)
+    # the lyrics matrix is loaded only when a lyric-text embedding will be compared with it
+    if embedder is not None and "lyrics" in embedder.spaces and len(lib.matrix("lyrics")[0]):
+        by_embedding = lib.vector_ranking(embedder.embed_texts([phrase], "lyrics")[0], "lyrics", exclude)
+        others.append(by_embedding)
+        candidates.update(int(by_embedding.ids[k]) for k in by_embedding.best(FTS_CANDIDATES))
+    ids, costs = lib.fuzzy_costs(phrase, sorted(candidates))
+    keep = ~np.isin(ids, list(exclude)) if exclude else np.ones(len(ids), bool)
+    ids, costs = ids[keep], costs[keep]
+    fused = np.zeros(len(ids))
+    word_rank = {i: r for r, i in enumerate(words)}
+    fused += [1.0 / (RRF_K + 1 + word_rank[i]) if i in word_rank else 0.0 for i in ids.tolist()]
+    if len(others) > 1:
+        pos = np.searchsorted(by_embedding.ids, ids)  # VectorRanking ids are ascending
+        has = pos < len(by_embedding.ids)
+        has[has] = by_embedding.ids[pos[has]] == ids[has]  # a track may lack the lyrics space
+        fused[has] += 1.0 / (RRF_K + 1 + by_embedding.ranks(pos[has]))
+    order = np.lexsort((ids, -fused, costs))
+    ranked = ids[order].tolist()
+    n = max(1, len(match_text(phrase)))
+    match = {int(i): round(1.0 - float(c) / n, 6) for i, c in zip(ids.tolist(), costs.tolist(), strict=True)}
+    if len(ranked) < top:  # a large library: the unmatched tracks follow in fused order
+        seen = set(ranked)
+        ranked += [i for i, _ in fuse_top(others, top + len(seen)) if i not in seen][: top - len(ranked)]
+    return ranked, match
+
+
+def _with_paths(lib: Library, scored: list[tuple[int, float]]) -> list[dict[str, Any]]:
+    marks = ",".join("?" * len(scored))
+    paths = dict(lib.db.execute(f"SELECT id, path FROM tracks WHERE id IN ({marks})", [i for i, _ in scored]))
+    return [{"path": paths[i], "score": round(s, 6)} for i, s in scored]
 
 
 def _cmd_search(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from singalign.bundle import Bundle, init_bundle
 from singalign.cli import main
 from singalign.library import Library, TrackAnalysis, TrackAnalyzer, index_paths
 from singalign.models.heads import AudioTextHead, HeadConfig, head_config_for, save_with_head
-from singalign.ranking import fuse_rankings
+from singalign.ranking import approximate_match_costs, fuse_rankings
 from singalign.search import search_library
 
 SR = 16000
@@ -170,6 +170,7 @@ def test_index_with_transcription(tmp_path, bundle_dir):
     assert r.added == 1
     t = lib.track(1)
     assert isinstance(t["transcript"], str) and "n_notes" in t["notes"] and isinstance(t["words"], list)
+    assert t["heard"] == t["transcript"]  # greedy decoding uses no LM: what was heard is the transcript
 
 
 _KILL_SCRIPT = """
@@ -320,3 +321,101 @@ def test_lyrics_search_without_a_model_loads_no_matrix_and_sees_new_tracks(tmp_p
     other = Library(tmp_path / "lib.db")  # a write by another connection renews them too
     other.add_track("/m/2.wav", "s2", 1, 0.0, TrackAnalysis({"lyrics": v[2]}, transcript="sun sun sun"))
     assert lib.search_fts("sun") == [3, 2]
+
+
+def _edit_to_substring(query: str, text: str) -> int:
+    """The textbook O(len(query) * len(text)) dynamic programme (Sellers 1980), for reference."""
+    prev = [0] * (len(text) + 1)
+    for i, c in enumerate(query, 1):
+        cur = [i] + [0] * len(text)
+        for j in range(1, len(text) + 1):
+            cur[j] = min(prev[j - 1] + (text[j - 1] != c), prev[j] + 1, cur[j - 1] + 1)
+        prev = cur
+    return min(prev)
+
+
+def test_approximate_match_costs_equal_the_textbook_edit_distance():
+    # "x" shares no letter: 8 edits (7 deletions and a substitution, or 8 deletions)
+    assert list(approximate_match_costs("the land", ["into the lend of", "x", "", "THE  land!"])) == [
+        1,
+        8,
+        8,
+        0,
+    ]
+    assert list(approximate_match_costs("", ["abc", ""])) == [0, 0]
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        q = " ".join("".join(rng.choice(list("abc"), rng.integers(1, 5))) for _ in range(rng.integers(1, 4)))
+        texts = [
+            " ".join("".join(rng.choice(list("abcd"), rng.integers(1, 6))) for _ in range(rng.integers(0, 7)))
+            for _ in range(7)
+        ]
+        want = [_edit_to_substring(q, t) if t else len(q) for t in texts]
+        assert list(approximate_match_costs(q, texts)) == want
+    # long texts are cut into overlapping pieces: a match across a piece boundary is still found
+    words = ["the", "and", "river", "light", "sea", "land", "of", "to", "will", "kingdom"]
+    texts = [" ".join(rng.choice(words, int(n))) for n in rng.integers(20, 120, 8)]
+    for q in ["river of the lnd", "kingdom will bring the light of the sea to the land and the river", "q"]:
+        want = [_edit_to_substring(q, t) for t in texts]
+        assert list(approximate_match_costs(q, texts)) == want  # the second: over 64 characters
+        assert list(approximate_match_costs(q, texts, chunk=3)) == want
+
+
+def test_lyrics_search_finds_a_line_whose_every_word_was_misheard(tmp_path, monkeypatch):
+    lib = Library(tmp_path / "lib.db", create=True)
+    texts = [
+        "the rivr runz two the se and the nite is long",  # "the river runs to the sea", misheard
+        "light of the morning sun over the hills",
+        "the sea is wide and the river runs deep",  # the query's words, in another order
+        "the stone road home under a grey sky",
+    ]
+    for i, text in enumerate(texts):
+        lib.add_track(f"/m/{i}.wav", f"s{i}", 1, 0.0, TrackAnalysis({"tags": np.eye(4, dtype=np.float32)[i]},
+                                                                     transcript=text))  # fmt: skip
+    assert lib.search_fts("river runs to the sea")[0] == 3  # words alone: the wrong song
+    ids, costs = lib.fuzzy_costs("river runs to the sea")
+    assert list(ids) == [1, 2, 3, 4] and costs[0] == 4 and costs.argsort()[0] == 0
+    res = search_library(lib, None, lyrics="river runs to the sea", top=4)
+    assert res[0] == {"path": "/m/0.wav", "score": round(1 - 4 / 21, 6)}  # 4 edits in 21 characters
+    assert search_library(lib, None, lyrics="grey sky", top=1) == [{"path": "/m/3.wav", "score": 1.0}]
+    # equal costs are ordered by the words: "the" (cost 0) is in every song; BM25 decides
+    by_words = [f"/m/{i - 1}.wav" for i in lib.search_fts("the")]
+    assert [r["path"] for r in search_library(lib, None, lyrics="the", top=4)] == by_words
+    # what was heard (decoded without the LM) is matched when the track has it
+    v = np.eye(8, dtype=np.float32)[5]
+    lib.add_track(
+        "/m/5.wav",
+        "s5",
+        1,
+        0.0,
+        TrackAnalysis({"tags": v}, transcript="the liver", heard="golden rivr flows"),
+    )
+    assert search_library(lib, None, lyrics="golden river flows", top=1)[0]["path"] == "/m/5.wav"
+    assert lib.search_fts("golden river flows") != [6]  # its transcript (with the LM) lost the words
+    # above FUZZY_ALL_TRACKS tracks only the candidates are matched
+    monkeypatch.setattr("singalign.library.FUZZY_ALL_TRACKS", 2)
+    assert list(lib.fuzzy_costs("river runs to the sea", candidates=[2, 4])[0]) == [2, 4]
+    assert len(lib.fuzzy_costs("river runs to the sea")[0]) == 0
+    # ... so a track whose words all differ is out of reach there (its heard text was found above)
+    assert search_library(lib, None, lyrics="golden river flows", top=1)[0]["path"] == "/m/2.wav"
+
+
+def test_a_v1_library_is_upgraded_in_place_and_keeps_its_tracks(tmp_path):
+    from singalign import library
+
+    path = tmp_path / "v1.db"
+    db = sqlite3.connect(path)
+    db.executescript(library._SCHEMA.replace(",\n    heard TEXT NOT NULL DEFAULT ''", ""))  # the v1 tables
+    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    db.execute(
+        "INSERT INTO tracks(id, path, sha256, transcript) VALUES (1, '/m/a.wav', 'x', 'blue moon rising')"
+    )
+    db.execute("INSERT INTO lyrics_fts(rowid, transcript) VALUES (1, 'blue moon rising')")
+    db.commit()
+    assert "heard" not in [r[1] for r in db.execute("PRAGMA table_info(tracks)")]
+    db.close()
+    lib = Library(path)
+    assert lib.get_meta("schema_version") == "2" and lib.track(1)["heard"] == ""
+    assert search_library(lib, None, lyrics="blu moon", top=1) == [{"path": "/m/a.wav", "score": 0.875}]
+    lib.close()
+    Library(path).close()  # opening it again changes nothing
