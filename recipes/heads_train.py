@@ -5,7 +5,7 @@ Usage:
         --metadata SYNTH/metadata.jsonl --out RUN [--mode frozen|joint] [--text-tower minilm|bow] \
         [--finetune-text] [--no-evidence] [--pooling attention|mean] [--embed-dim 128] [--epochs 50] [--max-steps N] \
         [--batch-size 32] [--lr 1e-3] [--tag-weight 1] [--lyrics-weight 1] [--seed 0] \
-        [--select retrieval|loss]
+        [--select retrieval|loss] [--grad-clip 1.0]
     python recipes/heads_train.py --config RUN/train_config.json      # the same run again / resumed
     torchrun --nproc_per_node 2 recipes/heads_train.py --config RUN/train_config.json
 
@@ -75,6 +75,8 @@ def main(argv=None) -> int:
         "valid": tuple(args.valid) if args.valid is not None else None,
         "metadata": tuple(args.metadata) if args.metadata else None,
     }.items() if v is not None}  # fmt: skip
+    if args.grad_clip is not None:
+        updates["grad_clip"] = args.grad_clip or None  # 0: none
     for name in ("epochs", "max_steps", "batch_size", "lr", "text_lr", "alt_lr", "tag_weight", "lyrics_weight",
                  "warmup_steps", "patience", "seed", "speech_per_batch", "save_every_steps"):  # fmt: skip
         if getattr(args, name) is not None:

@@ -345,7 +345,9 @@ def fit_heads(
         )
     if alt is not None:
         groups.append({"params": list(alt.parameters()), "lr": cfg.alt_lr})
-    opt = torch.optim.AdamW(groups, weight_decay=0.0)
+    # joint mode: the ALT model's own optimizer (Adam with AMSGrad, as recipes/train.py), so that a
+    # joint run differs from an ALT-only run by the contrastive terms alone
+    opt = torch.optim.AdamW(groups, weight_decay=0.0, amsgrad=not frozen)
     loop = EpochLoop(out, module, opt, warmup_schedule(opt, cfg.warmup_steps), dist_info, cfg, t0)
     loop.resume()
 
