@@ -55,6 +55,12 @@ def main(argv=None) -> int:
         help="what picks the best epoch and stops early: retrieval (default: 1 - mean of tag "
         "ROC-AUC, caption and lyrics mAP@10) or the validation loss",
     )
+    ap.add_argument(
+        "--grad-clip",
+        type=float,
+        default=None,
+        help="clip the gradient norm at this (default 1.0; 0: no clipping, as recipes/train.py)",
+    )
     ap.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -97,7 +103,7 @@ def main(argv=None) -> int:
     cfg = replace(cfg, **updates, head=replace(cfg.head, **head))
     result = fit_heads(cfg)
     print(
-        f"{result.steps} steps, {result.epochs} epochs, best validation loss {result.best_metric}; bundle: {cfg.out_dir}/best"
+        f"{result.steps} steps, {result.epochs} epochs, best validation {cfg.select} metric {result.best_metric}; bundle: {cfg.out_dir}/best"
     )
     return 0
 

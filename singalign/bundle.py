@@ -210,6 +210,13 @@ class Bundle:
             f"model: preset {m['preset']}, mode {m['mode']}",
             f"separator: {self.config['separator'].get('kind')}",
             f"language model: {'yes' if self.config.get('lm') else 'no'}",
+            "audio-text head: "
+            + (
+                f"yes ({', '.join(self.config['head']['config'].get('spaces', []))}; "
+                f"{len(self.config['head'].get('tag_vocab') or [])} training tags)"
+                if self.config.get("head")
+                else "no (search and tagging need one)"
+            ),
             f"trained: {'yes' if t else 'NO (random weights)'}",
         ]
         if t:

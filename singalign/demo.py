@@ -2,9 +2,10 @@
 
 Usage: python -m singalign.demo [--out demo_out] [--song AUDIO] [--bundle DIR]
 
-Prints the lyrics, the first notes and where the output files are. When no trained default
-bundle is installed it says so plainly and runs the real pipeline with an UNTRAINED bundle
-(random weights), whose output is meaningless but exercises every stage.
+Prints the lyrics, the first notes, the zero-shot tags (when the bundle has a head) and where the
+output files are. When no trained default bundle is installed it says so plainly and runs the real
+pipeline with an UNTRAINED bundle (random weights), whose output is meaningless but exercises every
+stage.
 """
 
 from __future__ import annotations
@@ -24,6 +25,24 @@ def note_name(midi: int) -> str:
     if not 0 <= midi < N_MIDI:
         raise ValueError(f"not a MIDI note: {midi}")
     return f"{_NOTE_NAMES[midi % 12]}{midi // 12 - 1}"
+
+
+def _print_tags(bundle, song: str, top: int = 6) -> None:
+    """The song's best zero-shot tags from the bundle's head (nothing when it has none)."""
+    import numpy as np
+
+    from singalign.embed import Embedder
+    from singalign.models.heads import has_head
+
+    if not has_head(bundle):
+        return
+    emb = Embedder(bundle)
+    if not emb.tag_vocab:
+        return
+    scores = emb.tag_scores(emb.embed_file(song)["tags"], emb.tag_vocab)[0]
+    best = np.argsort(-scores)[:top]
+    print(f"zero-shot tags (best {top} of {len(emb.tag_vocab)}, cosine): "
+          + ", ".join(f"{emb.tag_vocab[i]} {scores[i]:.2f}" for i in best))  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             "notes against the reference (mir_eval): "
             + ", ".join(f"{m} F {sc[m]['f']:.1%}" for m in ("COn", "COnP", "COnPOff"))
         )
+    _print_tags(bundle, args.song)
     print(f"notes: {len(result.notes)} (first 10: onset s, offset s, pitch, lyric)")
     for n in result.notes[:10]:
         print(f"  {n.onset:7.2f} {n.offset:7.2f}  {note_name(n.pitch):4s} {n.lyric}")

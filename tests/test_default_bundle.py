@@ -43,3 +43,45 @@ def test_default_bundle_transcribes_the_demo_song(bundle):
     scores = note_scores(np.array(iv), np.array(hz), est_iv, est_hz)
     assert rates["cer"] < 0.75, rates
     assert scores["COn"]["f"] > 0.30, scores
+
+
+def test_default_bundle_tags_the_demo_song_with_its_own_tags(bundle):
+    """The head ranks the demo song's true tags (demo/README.md) above the rest of its vocabulary."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from singalign.embed import Embedder, EmbedOptions
+
+    truth = {
+        "reggae",
+        "electric guitar",
+        "synth bass",
+        "drums",
+        "slow",
+        "sad",
+        "male vocal",
+        "baritone",
+        "minor key",
+    }
+    emb = Embedder(bundle, EmbedOptions(separation=False))
+    vocab = emb.tag_vocab
+    assert truth <= set(vocab)
+    scores = emb.tag_scores(emb.embed_file(DEMO)["tags"], vocab)[0]
+    auc = roc_auc_score(np.array([t in truth for t in vocab]), scores)
+    assert auc > 0.80, auc  # the committed head: 0.93 (reggae, slow, sad, electric guitar first)
+
+
+def test_indexing_keeps_what_was_heard_without_the_lm(bundle, tmp_path):
+    """The library stores the LM transcript and, for lyrics search, the LM-free one of the same pass."""
+    from dataclasses import replace
+
+    from singalign.decode import decode_text
+    from singalign.library import Library, TrackAnalyzer, index_paths
+
+    lib = Library(tmp_path / "lib.db", create=True)
+    an = TrackAnalyzer(bundle, separation=False)
+    assert index_paths(lib, [str(DEMO)], an, "fp", progress=False).added == 1
+    t = lib.track(1)
+    _, post, _ = an.transcriber.posteriors(DEMO)
+    no_lm = replace(an.transcriber.decode_options, lm_path=None, unigrams_path=None)
+    assert t["heard"] == decode_text(post["char_log_probs"], no_lm) and t["heard"] != t["transcript"]

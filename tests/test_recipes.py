@@ -108,6 +108,21 @@ def test_chain_on_tiny_synthetic_corpora(tmp_path):
     assert (w / "REPORT.txt").read_text().strip() == report.strip()
     n_words = sum(len(s["words"]) for s in songs)
     assert summary["alignment"]["n_ref_words"] == n_words and summary["alignment"]["mean_abs_error"] >= 0
+    # the audio-text heads on the trained (tiny) model: train, evaluate, index and search
+    meta = str(w / "songs/metadata.jsonl")
+    _run("recipes/heads_train.py", "--bundle", str(w / "run/best"), "--train", str(w / "prep"), "--valid", str(w / "prep"),
+         "--metadata", meta, "--out", str(w / "heads"), "--text-tower", "bow", "--epochs", "1", "--batch-size", "4",
+         "--grad-clip", "0", "--select", "loss")  # fmt: skip
+    cfg = json.loads((w / "heads/train_config.json").read_text())
+    assert cfg["grad_clip"] is None and cfg["select"] == "loss" and cfg["head"]["evidence"] is True
+    _run("recipes/heads_eval.py", "--bundle", str(w / "heads/best"), "--prepared", str(w / "prep"), "--metadata", meta,
+         "--out", str(w / "heads_eval"))  # fmt: skip
+    summary = json.loads((w / "heads_eval/summary.json").read_text())
+    assert summary["n_songs"] == 2 and 0 <= summary["tag_roc_auc"] <= 1 and summary["t2m_medr"] in (1, 1.5, 2)
+    out = _run("recipes/heads_library_eval.py", "--bundle", str(w / "heads/best"), "--audio", str(w / "songs/dali"),
+               "--metadata", meta, "--db", str(w / "lib.db"), "--out", str(w / "lib_eval"), "--no-separation", "--greedy")  # fmt: skip
+    summary = json.loads((w / "lib_eval/summary.json").read_text())
+    assert summary["songs"] == 2 and summary["library"] == 2 and 1 <= summary["lyrics_medr"] <= 2
     # data selection with the trained (tiny) pitch model, with planted faults reported
     out = _run("recipes/select_songs.py", "--manifest", str(w / "m/songs.jsonl"), "--bundle", str(w / "run/best"),
                "--out", str(w / "m/selected.jsonl"), "--no-separation", "--plant", "0.5", "--threshold", "1.0")  # fmt: skip
