@@ -42,10 +42,12 @@ and map its row numbers back through the ids ``matrix`` returns; the rest of thi
 Lyrics search ranks by the approximate character match of the phrase in what was heard
 (``Library.fuzzy_costs``: every track up to ``FUZZY_ALL_TRACKS``, else the candidates of the other
 two rankings), ties broken by FTS5 (exact phrase matches, then BM25 of the words; a bounded number
-of tracks scored per query, ``Library.search_fts``) fused with the lyric-text embedding; and fusing rankings reads only the ranks the fused top
-needs (``ranking.fuse_top``, equal to fusing the whole lists): at 100k tracks a text or ``--like`` search takes
-about 4 ms once the matrices are loaded, a lyrics search about 10 ms (median) and 30 ms (p99) on
-two cores (``bench/bench_library.py``), plus embedding the query text.
+of tracks scored per query, ``Library.search_fts``) fused with the lyric-text embedding. Fusing
+rankings reads only the ranks the fused top needs (``ranking.fuse_top``, equal to fusing the whole
+lists). At 100k tracks on two cores (``bench/bench_library.py``, measured before the approximate
+match was added): a text or ``--like`` search takes about 4 ms once the matrices are loaded, a
+lyrics search about 10 ms (median) and 30 ms (p99); the approximate match over at most 400
+candidates adds about 20 ms (measured on a busy machine); embedding the query text comes on top.
 """
 
 from __future__ import annotations

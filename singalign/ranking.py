@@ -58,6 +58,38 @@ class VectorRanking:
         return ranks
 
 
+def fused_scores(rankings: list[list[int] | VectorRanking], ids: np.ndarray, k: int = RRF_K) -> np.ndarray:
+    """The reciprocal-rank-fusion score ``fuse_rankings`` gives each of ``ids`` (ascending, unique;
+    0 for a track in none of the rankings), a ``VectorRanking`` standing for its whole list."""
+    return _fuse_at(rankings, np.asarray(ids, np.int64), k)[0]
+
+
+def _fuse_at(rankings, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(RRF score, position of first appearance over the concatenated rankings: ``fuse_rankings``'
+    tie order) of each of the ascending unique ids ``cand``; tracks not in ``cand`` are skipped."""
+    fused = np.zeros(len(cand))
+    first = np.full(len(cand), np.iinfo(np.int64).max)
+    if len(cand) == 0:
+        return fused, first
+    offset = 0
+    for r in rankings:  # in order, so each track's sum adds up as in fuse_rankings
+        if isinstance(r, VectorRanking):
+            pos = np.minimum(np.searchsorted(r.ids, cand), len(r.ids) - 1)
+            there = np.flatnonzero((r.ids[pos] == cand) & r.valid[pos]) if len(r.ids) else pos[:0]
+            rank = r.ranks(pos[there])
+            fused[there] += 1.0 / (k + rank + 1)
+            first[there] = np.minimum(first[there], offset + rank)
+            offset += r.n
+        elif len(r):
+            ids = np.asarray(r, np.int64)
+            at = np.minimum(np.searchsorted(cand, ids), len(cand) - 1)
+            rank = np.flatnonzero(cand[at] == ids)
+            np.add.at(fused, at[rank], 1.0 / (k + rank + 1))
+            np.minimum.at(first, at[rank], offset + rank)
+            offset += len(r)
+    return fused, first
+
+
 def fuse_top(rankings: list[list[int] | VectorRanking], top: int, k: int = RRF_K) -> list[tuple[int, float]]:
     """``fuse_rankings(rankings)[:top]`` (the same scores and order) where a ``VectorRanking``
     stands for its whole list, without listing it: the fused top can only hold tracks from the
@@ -78,23 +110,7 @@ def fuse_top(rankings: list[list[int] | VectorRanking], top: int, k: int = RRF_K
                 complete = False
                 bound += 1.0 / (k + len(best) + 1)  # every other track ranks below all of these
         cand = np.unique(np.concatenate(parts))
-        fused = np.zeros(len(cand))
-        first = np.full(len(cand), np.iinfo(np.int64).max)  # first appearance: fuse_rankings' tie order
-        offset = 0
-        for r in rankings:  # in order, so each track's sum adds up as in fuse_rankings
-            if isinstance(r, VectorRanking):
-                pos = np.minimum(np.searchsorted(r.ids, cand), len(r.ids) - 1)
-                there = np.flatnonzero((r.ids[pos] == cand) & r.valid[pos]) if len(r.ids) else pos[:0]
-                rank = r.ranks(pos[there])
-                fused[there] += 1.0 / (k + rank + 1)
-                first[there] = np.minimum(first[there], offset + rank)
-                offset += r.n
-            elif len(r):
-                at = np.searchsorted(cand, np.asarray(r, np.int64))
-                rank = np.arange(len(r))
-                np.add.at(fused, at, 1.0 / (k + rank + 1))
-                np.minimum.at(first, at, offset + rank)
-                offset += len(r)
+        fused, first = _fuse_at(rankings, cand, k)
         order = np.lexsort((first, -fused))
         if complete or (len(order) >= top and fused[order[top - 1]] > bound):
             return [(int(cand[j]), float(fused[j])) for j in order[:top]]

@@ -118,7 +118,7 @@ def lyrics_ranking(
     worse: on 100 held-out synthetic songs a 5-word phrase found its song first 28% of the time
     by the approximate match, 14% by the words, 20% by fusing them (see the issue-6 note).
     """
-    from singalign.ranking import RRF_K, match_text
+    from singalign.ranking import fused_scores, match_text
 
     words = [i for i in lib.search_fts(phrase) if i not in exclude]
     others: list[list[int] | VectorRanking] = [words]
@@ -131,14 +131,7 @@ def lyrics_ranking(
     ids, costs = lib.fuzzy_costs(phrase, sorted(candidates))
     keep = ~np.isin(ids, list(exclude)) if exclude else np.ones(len(ids), bool)
     ids, costs = ids[keep], costs[keep]
-    fused = np.zeros(len(ids))
-    word_rank = {i: r for r, i in enumerate(words)}
-    fused += [1.0 / (RRF_K + 1 + word_rank[i]) if i in word_rank else 0.0 for i in ids.tolist()]
-    if len(others) > 1:
-        pos = np.searchsorted(by_embedding.ids, ids)  # VectorRanking ids are ascending
-        has = pos < len(by_embedding.ids)
-        has[has] = by_embedding.ids[pos[has]] == ids[has]  # a track may lack the lyrics space
-        fused[has] += 1.0 / (RRF_K + 1 + by_embedding.ranks(pos[has]))
+    fused = fused_scores(others, ids)  # ids ascend (fuzzy_costs)
     order = np.lexsort((ids, -fused, costs))
     ranked = ids[order].tolist()
     n = max(1, len(match_text(phrase)))

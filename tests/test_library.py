@@ -294,7 +294,7 @@ def test_lyrics_ranking_is_bm25_of_all_words(tmp_path, small_budgets):
 
 
 def test_fused_top_equals_fusing_whole_rankings():
-    from singalign.ranking import VectorRanking, fuse_top
+    from singalign.ranking import VectorRanking, fuse_top, fused_scores
 
     rng = np.random.default_rng(0)
     for _ in range(200):
@@ -308,6 +308,10 @@ def test_fused_top_equals_fusing_whole_rankings():
         top = int(rng.integers(1, 40))
         assert fuse_top([fts, vec], top) == fuse_rankings([fts, whole])[:top]
         assert fuse_top([vec, fts, vec], top) == fuse_rankings([whole, fts, whole])[:top]
+        # the fused score of any given tracks, some in no ranking (ids up to 5000 never drawn)
+        some = np.unique(np.concatenate([rng.choice(ids, 20), rng.integers(5000, 5100, 3)]))
+        want = dict(fuse_rankings([fts, whole]))
+        assert np.allclose(fused_scores([fts, vec], some), [want.get(int(i), 0.0) for i in some], atol=0)
 
 
 def test_lyrics_search_without_a_model_loads_no_matrix_and_sees_new_tracks(tmp_path):
