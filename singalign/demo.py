@@ -27,19 +27,20 @@ def note_name(midi: int) -> str:
     return f"{_NOTE_NAMES[midi % 12]}{midi // 12 - 1}"
 
 
-def _print_tags(bundle, song: str, top: int = 6) -> None:
-    """The song's best zero-shot tags from the bundle's head (nothing when it has none)."""
+def _print_tags(bundle, result, top: int = 6) -> None:
+    """The song's best zero-shot tags from the bundle's head (nothing when it has none), from the
+    features the transcription already computed (the audio is not decoded or separated again)."""
     import numpy as np
 
-    from singalign.embed import Embedder
+    from singalign.embed import Embedder, EmbedOptions
     from singalign.models.heads import has_head
 
     if not has_head(bundle):
         return
-    emb = Embedder(bundle)
+    emb = Embedder(bundle, EmbedOptions(separation=False))  # the features hold the separated vocals
     if not emb.tag_vocab:
         return
-    scores = emb.tag_scores(emb.embed_file(song)["tags"], emb.tag_vocab)[0]
+    scores = emb.tag_scores(emb.embed_features(result.frames.log_mel)["tags"], emb.tag_vocab)[0]
     best = np.argsort(-scores)[:top]
     print(f"zero-shot tags (best {top} of {len(emb.tag_vocab)}, cosine): "
           + ", ".join(f"{emb.tag_vocab[i]} {scores[i]:.2f}" for i in best))  # fmt: skip
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             "notes against the reference (mir_eval): "
             + ", ".join(f"{m} F {sc[m]['f']:.1%}" for m in ("COn", "COnP", "COnPOff"))
         )
-    _print_tags(bundle, args.song)
+    _print_tags(bundle, result)
     print(f"notes: {len(result.notes)} (first 10: onset s, offset s, pitch, lyric)")
     for n in result.notes[:10]:
         print(f"  {n.onset:7.2f} {n.offset:7.2f}  {note_name(n.pitch):4s} {n.lyric}")
