@@ -110,8 +110,10 @@ def test_two_process_gloo_ddp_step(tmp_path):
             res = fit(cfg, progress=False)
             import torch.distributed as dist
             checksum = float(sum(p.detach().double().sum() for p in res.model.parameters()))
-            print(json.dumps({{"rank": dist.get_rank(), "world": dist.get_world_size(), "steps": res.steps,
-                               "checksum": checksum}}))
+            # one file per rank: the ranks' prints share one pipe and can interleave on one line
+            with open(os.path.join({str(tmp_path)!r}, f"rank{{dist.get_rank()}}.json"), "w") as f:
+                json.dump({{"rank": dist.get_rank(), "world": dist.get_world_size(), "steps": res.steps,
+                           "checksum": checksum}}, f)
             """
         )
     )
@@ -121,7 +123,7 @@ def test_two_process_gloo_ddp_step(tmp_path):
         timeout=300, env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
+    lines = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert sorted(x["rank"] for x in lines) == [0, 1] and all(x["world"] == 2 for x in lines)
     # 6 items in batches of 3 -> 2 batches per epoch, 1 per rank
     assert all(x["steps"] == 1 for x in lines)
