@@ -8,10 +8,9 @@ The weights go to OUT/vocals.pth with OUT/separator.json; `recipes/make_bundle.p
 """
 
 import sys
-from pathlib import Path
 
 from singalign import recipe
-from singalign.separation import SeparatorConfig, SeparatorTrainConfig, train_separator
+from singalign.separation import SeparatorConfig, SeparatorTrainConfig, stem_pairs, train_separator
 
 
 def main(argv=None) -> int:
@@ -22,14 +21,15 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=SeparatorTrainConfig.batch_size)
     ap.add_argument("--hidden", type=int, default=256, help="LSTM size (umxhq: 512)")
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-    pairs = []
-    for root in args.stems:
-        for d in sorted(p for p in Path(root).iterdir() if p.is_dir()):
-            if (d / "vocals.flac").exists() and (d / "accompaniment.flac").exists():
-                pairs.append((str(d / "vocals.flac"), str(d / "accompaniment.flac")))
+    return recipe.run("train_separator", run, ap.parse_args(argv))
+
+
+def run(args) -> int:
+    from singalign.errors import SingalignError
+
+    pairs = [(voc, acc) for _, voc, acc in stem_pairs(args.stems)]
     if not pairs:
-        ap.error(f"no <id>/vocals.flac + accompaniment.flac pairs under {args.stems}")
+        raise SingalignError(f"no <id>/vocals.flac + accompaniment.flac pairs under {' '.join(args.stems)}")
     train = SeparatorTrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed)
     path = train_separator(pairs, args.out, SeparatorConfig(hidden_size=args.hidden), train)
     print(f"{len(pairs)} songs; weights -> {path}")

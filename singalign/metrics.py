@@ -12,6 +12,9 @@ Notes: ``mir_eval.transcription`` with the paper's tolerances (onset 50 ms, pitc
 Alignment: the MIREX lyrics-to-audio measures on word onsets (mean and median absolute error,
 share of words within 0.3 s).
 
+Separation: the signal-to-distortion ratio of the Music Demixing Challenge (no BSS-eval
+projection), per song, in dB.
+
 Retrieval (issue 6): queries against items through a similarity matrix. Ties are broken
 pessimistically (an item that scores the same as the relevant one is ranked before it), so a
 collapsed model whose embeddings are all equal gets the worst ranks, not the best.
@@ -444,3 +447,20 @@ def zero_shot_accuracy(scores: np.ndarray, labels: Sequence[int]) -> float:
     """Share of items whose best-scoring class (row argmax of (n_items, n_classes)) is the label."""
     s = np.asarray(scores, dtype=float)
     return float((s.argmax(axis=1) == np.asarray(labels)).mean())
+
+
+# ----------------------------------------------------------------------------- separation
+
+
+def sdr(reference: np.ndarray, estimate: np.ndarray, eps: float = 1e-10) -> float:
+    """Signal-to-distortion ratio in dB, ``10 log10(sum s^2 / sum (s - s_hat)^2)``.
+
+    The Music Demixing Challenge's global SDR: no allowed distortion filter (BSS-eval's projection),
+    so a gain error counts as distortion. Both arrays must have the same shape; ``eps`` keeps a
+    silent reference or a perfect estimate finite.
+    """
+    s = np.asarray(reference, dtype=np.float64)
+    e = np.asarray(estimate, dtype=np.float64)
+    if s.shape != e.shape:
+        raise ValueError(f"reference {s.shape} and estimate {e.shape} differ in shape")
+    return float(10.0 * np.log10((np.sum(s**2) + eps) / (np.sum((s - e) ** 2) + eps)))

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from singalign.errors import MissingWeightsError
+from singalign.errors import BundleError, MissingWeightsError
 
 #: The umxhq vocals weights file name (Zenodo record 3370489) and where we look for it.
 UMXHQ_VOCALS_FILE = "vocals-b62c91ce.pth"
@@ -76,7 +76,14 @@ def build_umx(cfg: SeparatorConfig, weights: Path | None, pretrained: bool = Tru
                 "or run with --no-separation"
             )
         state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state, strict=False)
+        try:  # not strict: umxhq's file carries a sample_rate entry the model does not have
+            missing = model.load_state_dict(state, strict=False).missing_keys
+        except RuntimeError as exc:  # shapes differ: another hidden size, n_fft or channel count
+            raise BundleError(
+                f"{path}: does not fit the separator config ({str(exc).splitlines()[-1].strip()})"
+            ) from None
+        if missing:
+            raise BundleError(f"{path}: not Open-Unmix vocals weights (missing {', '.join(missing[:3])})")
     sep = Separator(
         {"vocals": model},
         niter=cfg.niter,
@@ -156,6 +163,63 @@ def separator_from_bundle(bundle, device: str = "cpu") -> VocalSeparator | None:
     return VocalSeparator(cfg, bundle.resolve(cfg.weights), device=device)
 
 
+def stem_pairs(roots: list[str | os.PathLike[str]]) -> list[tuple[str, str, str]]:
+    """``(song id, vocals file, accompaniment file)`` for every ``<id>/vocals.flac`` +
+    ``<id>/accompaniment.flac`` under the given stems folders (the layout ``singalign synth songs``
+    writes), sorted by id within each folder. A missing folder is a ``SingalignError``."""
+    from singalign.errors import SingalignError
+
+    out = []
+    for root in roots:
+        if not Path(root).is_dir():
+            raise SingalignError(f"{root}: no such stems folder")
+        for d in sorted(p for p in Path(root).iterdir() if p.is_dir()):
+            if (d / "vocals.flac").exists() and (d / "accompaniment.flac").exists():
+                out.append((d.name, str(d / "vocals.flac"), str(d / "accompaniment.flac")))
+    return out
+
+
+def evaluate_separator(
+    separator: VocalSeparator, stems: list[tuple[str, str, str]], progress: bool = True
+) -> list[dict[str, Any]]:
+    """Vocals SDR per song: the separator's estimate of the vocals of (vocals + accompaniment).
+
+    Each row also has ``sdr_mixture``, the SDR of the mixture itself taken as the vocals estimate
+    (what "no separator" gives), and ``sdr_gain``, the difference. Stems are read at the
+    separator's rate and channel count.
+    """
+    from tqdm import tqdm
+
+    from singalign.metrics import sdr
+
+    rows = []
+    for song, voc_path, acc_path in tqdm(stems, desc="separation eval", unit="song", disable=not progress):
+        ch = separator.cfg.nb_channels
+        voc, acc = (
+            _read_excerpt(p, 0, _frames(p, separator.cfg.sample_rate), ch) for p in (voc_path, acc_path)
+        )
+        n = min(voc.shape[1], acc.shape[1])
+        voc, mix = voc[:, :n], voc[:, :n] + acc[:, :n]
+        est = separator(mix)
+        row = {"id": song, "seconds": n / separator.cfg.sample_rate, "sdr": sdr(voc, est)}
+        row["sdr_mixture"] = sdr(voc, mix)
+        row["sdr_gain"] = row["sdr"] - row["sdr_mixture"]
+        rows.append(row)
+    return rows
+
+
+def _frames(path: str, rate: int) -> int:
+    """The length of a stem in frames; it must be at the separator's rate (stems are not resampled)."""
+    import soundfile as sf
+
+    from singalign.errors import SingalignError
+
+    info = sf.info(path)
+    if info.samplerate != rate:
+        raise SingalignError(f"{path}: {info.samplerate} Hz, the separator works at {rate} Hz")
+    return info.frames
+
+
 # ----------------------------------------------------------------------------- training on stems
 
 
@@ -208,7 +272,6 @@ def train_separator(
     import json
     import random
 
-    import soundfile as sf
     import torch
     from openunmix.model import OpenUnmix
     from openunmix.transforms import ComplexNorm, make_filterbanks
@@ -221,7 +284,7 @@ def train_separator(
         raise ValueError("no stems to train the separator on")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    lengths = [min(sf.info(v).frames, sf.info(a).frames) for v, a in stems]
+    lengths = [min(_frames(v, cfg.sample_rate), _frames(a, cfg.sample_rate)) for v, a in stems]
     n = int(train.excerpt_seconds * cfg.sample_rate)
     stft, _ = make_filterbanks(cfg.n_fft, cfg.n_hop, center=True, sample_rate=cfg.sample_rate)
     norm = ComplexNorm(mono=cfg.nb_channels == 1)
