@@ -4,11 +4,17 @@ Usage:
     python recipes/evaluate.py --manifest m/test.jsonl --bundle runs/multitask/best --out eval/multitask
     python recipes/evaluate.py --manifest m/test.jsonl --bundle B1 B2 B3 --label baseline oracle multitask --out eval/
         [--greedy] [--lm LM_DIR] [--no-separation] [--limit N] [--also greedy beam beam_lm] [--align]
+    python recipes/evaluate.py --prepared prep/songs_test --bundle runs/baseline/best runs/oracle/best \
+        runs/multitask/best --label baseline oracle multitask --lm LM_DIR --also greedy --out eval/table1
 
 Writes OUT[/label]/hypotheses.jsonl and summary.json per bundle, and OUT/tables.txt (the paper's
 Tables 1 and 2 for the given bundles). --also scores more decodings of the same model pass (e.g.
-greedy against beam + LM); --align scores forced alignment of the reference lyrics. Oracle bundles are evaluated with ground-truth notes on
-prepared items (recipes/train.py's validation), not here: they cannot transcribe unseen audio.
+greedy against beam + LM); --align scores forced alignment of the reference lyrics.
+
+--prepared scores prepared items (recipes/features.py) instead of audio: the stored features go into
+the model with the items' true notes, as in training's validation. That is how an oracle-mode bundle
+(which cannot transcribe audio) is compared with the others on the same items, as in the paper's
+Table 1; lyrics only (no note scores, no alignment), on segments rather than whole songs.
 """
 
 import json
@@ -27,7 +33,9 @@ from singalign.transcribe import TranscribeOptions
 
 def main(argv=None) -> int:
     ap = recipe.parser(__doc__)
-    ap.add_argument("--manifest", required=True, nargs="+")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--manifest", nargs="+", help="manifest(s): whole songs through the full pipeline")
+    src.add_argument("--prepared", nargs="+", help="prepared folder(s): segments, with their true notes")
     ap.add_argument("--bundle", required=True, nargs="+")
     ap.add_argument("--label", nargs="*", default=None)
     ap.add_argument("--out", required=True)
@@ -55,20 +63,19 @@ def main(argv=None) -> int:
     ]
     if len(labels) != len(args.bundle):
         ap.error("give one --label per --bundle")
+    decode = (
+        {"method": "greedy"} if args.greedy else ({"method": "beam", "lm_path": args.lm} if args.lm else {})
+    )
+    if args.prepared:
+        if args.align or args.split or args.limit:
+            ap.error("--align, --split and --limit go with --manifest")
+        return recipe.run("evaluate", lambda a: _prepared(a, labels, decode), args)
     records = [
         r for m in args.manifest for r in load_manifest(m) if args.split is None or r.split == args.split
     ]
     records = records[: args.limit] if args.limit else records
-    decode = (
-        {"method": "greedy"} if args.greedy else ({"method": "beam", "lm_path": args.lm} if args.lm else {})
-    )
     options = replace(TranscribeOptions(keep_frames=False), separation=not args.no_separation, decode=decode)
-    also = {
-        "greedy": {"method": "greedy"},
-        "beam": {"method": "beam", "lm_path": None, "unigrams_path": None},
-        "beam_lm": {"method": "beam", **({"lm_path": args.lm} if args.lm else {})},
-    }
-    decoders = {k: also[k] for k in args.also}
+    decoders = _decoders(args)
     summaries = {}
     for label, path in zip(labels, args.bundle, strict=True):
         out = Path(args.out) / label if len(args.bundle) > 1 else Path(args.out)
@@ -76,6 +83,29 @@ def main(argv=None) -> int:
             Bundle.load(path), records, out, options, decoders=decoders, align=args.align
         )
         keys = ("wer", "cer", "notes", "decoders", "alignment")
+        print(label, json.dumps({k: summaries[label][k] for k in keys if k in summaries[label]}))
+    write_text(Path(args.out) / "tables.txt", tables(summaries))
+    print(tables(summaries))
+    return 0
+
+
+def _decoders(args) -> dict[str, dict]:
+    also = {
+        "greedy": {"method": "greedy"},
+        "beam": {"method": "beam", "lm_path": None, "unigrams_path": None},
+        "beam_lm": {"method": "beam", **({"lm_path": args.lm} if args.lm else {})},
+    }
+    return {k: also[k] for k in args.also}
+
+
+def _prepared(args, labels: list[str], decode: dict) -> int:
+    from singalign.evaluate import evaluate_prepared
+
+    summaries = {}
+    for label, path in zip(labels, args.bundle, strict=True):
+        out = Path(args.out) / label if len(args.bundle) > 1 else Path(args.out)
+        summaries[label] = evaluate_prepared(Bundle.load(path), args.prepared, out, decode, _decoders(args))
+        keys = ("decoding", "wer", "cer", "decoders", "pitch_frame_error")
         print(label, json.dumps({k: summaries[label][k] for k in keys if k in summaries[label]}))
     write_text(Path(args.out) / "tables.txt", tables(summaries))
     print(tables(summaries))

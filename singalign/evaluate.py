@@ -7,6 +7,9 @@ both CRNNs, decoding), so the figures are those a user gets. Evidence is written
     OUT/summary.json       corpus-level WER/CER (errors summed over records) and note scores
                            (mean over songs of mir_eval's per-song precision/recall/F)
 
+:func:`evaluate_prepared` scores prepared items instead (features already computed, ground-truth
+notes at hand), which is the only way to score an oracle-mode model.
+
 ``tables`` formats several summaries (one per mode) in the layout of the paper's Tables 1 and 2.
 
 For tuning the decoder (``recipes/tune_lm.py``), :func:`manifest_posteriors` and
@@ -161,6 +164,108 @@ def evaluate_records(
     out = Path(out_dir)
     write_jsonl(out / "hypotheses.jsonl", rows)
     write_json(out / "summary.json", summary)
+    return summary
+
+
+def evaluate_prepared(
+    bundle,
+    folders: list[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    decode: dict[str, Any] | None = None,
+    decoders: dict[str, dict[str, Any]] | None = None,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score a lyrics bundle on prepared items (``recipes/features.py``): any mode, oracle included.
+
+    The stored features go into the model with the items' ground-truth pitch and onset targets, as
+    in training's validation, so an oracle-mode model gets the true notes (it cannot transcribe
+    audio) and the other modes ignore them. This is how the paper's Table 1 compares oracle,
+    multitask and baseline on the same test items. Items are segments (at most the prepared length,
+    cut between words), not whole songs; songs and utterances without text are skipped.
+
+    Args:
+        bundle: a loaded ``Bundle`` with a lyrics model.
+        folders: prepared folders, prepared with the bundle's feature settings.
+        out_dir: where ``hypotheses.jsonl`` and ``summary.json`` go (as ``evaluate_records``).
+        decode: ``DecodeOptions`` fields over the bundle's decoding (``transcribe.decode_options_for``).
+        decoders: more decodings of the same pass, ``{label: DecodeOptions fields}``.
+
+    Returns:
+        The summary: ``wer``, ``cer`` and the edit counts over all items, ``decoders``, and
+        ``pitch_frame_error`` (framewise pitch-class error on items with notes) for models with CRNN-1.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from singalign import decode as dec
+    from singalign.data.prepared import PreparedSet, collate
+    from singalign.files import write_json, write_jsonl
+    from singalign.metrics import error_rates
+    from singalign.train import forward_batch
+    from singalign.transcribe import decode_options_for
+
+    if not bundle.model_config.has_lyrics:
+        raise SingalignError(f"{bundle.path}: this bundle has no lyrics model")
+    main_opts = decode_options_for(bundle, decode)
+    extra = {
+        k: dec.DecodeOptions.from_dict({**main_opts.to_dict(), **v}) for k, v in (decoders or {}).items()
+    }
+    data = PreparedSet.load(list(folders))
+    keep = [i for i, e in enumerate(data.entries) if e.get("has_text", True) and e.get("text", "").strip()]
+    model = bundle.build_model().eval()
+    rows: list[dict[str, Any]] = []
+    frames = pitch_errors = 0
+    bar = tqdm(total=len(keep), desc="evaluate", unit="item", disable=not progress)
+    with torch.no_grad():
+        for start in range(0, len(keep), batch_size):
+            items = [data[i] for i in keep[start : start + batch_size]]
+            n_mels = bundle.feature_config.n_mels
+            if items[0]["features"].shape[1] != n_mels:
+                raise SingalignError(
+                    f"{folders[0]}: {items[0]['features'].shape[1]} mel bands, the bundle's features have {n_mels}"
+                )
+            batch = collate(items)
+            out = forward_batch(model, batch, torch.device("cpu"))
+            logp = out["char_logits"].float().log_softmax(-1).numpy()
+            for i, n in enumerate(out["ctc_lengths"].tolist()):
+                row = {"id": batch["ids"][i], "reference": batch["texts"][i]}
+                row["hypothesis"] = " ".join(dec.decode_text(logp[i, :n], main_opts).split())
+                for k, opts in extra.items():
+                    row[f"hypothesis_{k}"] = " ".join(dec.decode_text(logp[i, :n], opts).split())
+                rows.append(row)
+            if "pitch_logits" in out:
+                pred = out["pitch_logits"].argmax(-1)
+                for i, n in enumerate(batch["lengths"].tolist()):
+                    if batch["has_notes"][i]:
+                        frames += n
+                        pitch_errors += int((pred[i, :n] != batch["pitch"][i, :n]).sum())
+            bar.update(len(items))
+    bar.close()
+    refs = [r["reference"] for r in rows]
+    rates = error_rates(refs, [r["hypothesis"] for r in rows], [r["id"] for r in rows])
+    for row, per in zip(rows, rates["per_utterance"], strict=True):
+        row.update({k: per[k] for k in ("wer", "cer", "word_errors", "n_ref_words") if k in per})
+    summary: dict[str, Any] = {
+        "bundle": str(bundle.path),
+        "mode": bundle.model_config.mode,
+        "data": [str(f) for f in folders],
+        "items": "prepared segments, ground-truth notes given to the model (oracle mode uses them)",
+        "n_items": len(rows),
+        "decoding": main_opts.method + (" + LM" if main_opts.method == "beam" and main_opts.lm_path else ""),
+        **{
+            k: rates.get(k) for k in ("wer", "cer", "substitutions", "deletions", "insertions", "n_ref_words")
+        },
+    }
+    if extra:
+        summary["decoders"] = {}
+        for k in extra:
+            er = error_rates(refs, [r[f"hypothesis_{k}"] for r in rows])
+            summary["decoders"][k] = {"wer": er.get("wer"), "cer": er.get("cer")}
+    if frames:
+        summary["pitch_frame_error"] = pitch_errors / frames
+    write_jsonl(Path(out_dir) / "hypotheses.jsonl", rows)
+    write_json(Path(out_dir) / "summary.json", summary)
     return summary
 
 

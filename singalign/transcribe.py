@@ -107,12 +107,24 @@ def load_vocals_and_mix(
     return vocals, mix, len(mix) / sr
 
 
+def decode_options_for(bundle, overrides: dict[str, Any] | None = None):
+    """The ``DecodeOptions`` a bundle decodes with: its ``decode`` entry, then ``overrides``; beam
+    search uses the bundle's LM (binary + word list) unless ``overrides`` names an ``lm_path``."""
+    from singalign.decode import DecodeOptions
+
+    dec = {**(bundle.config.get("decode") or {}), **(overrides or {})}
+    lm = bundle.config.get("lm")
+    if lm and "lm_path" not in dec and dec.get("method", "beam") == "beam":
+        dec = {**dec, "method": "beam", "lm_path": str(bundle.resolve(lm.get("binary") or lm.get("arpa")))}
+        if lm.get("unigrams"):
+            dec["unigrams_path"] = str(bundle.resolve(lm["unigrams"]))
+    return DecodeOptions.from_dict(dec) if dec else DecodeOptions()
+
+
 class Transcriber:
     """Holds a loaded bundle (model, separator, decoder) and transcribes files with it."""
 
     def __init__(self, bundle, options: TranscribeOptions = TranscribeOptions()) -> None:
-        from singalign.decode import DecodeOptions
-
         self.bundle = bundle
         self.options = options
         if bundle.model_config.mode == "oracle":
@@ -126,17 +138,7 @@ class Transcriber:
             from singalign.separation import separator_from_bundle
 
             self.separator = separator_from_bundle(bundle, options.device)
-        dec = {**(bundle.config.get("decode") or {}), **options.decode}
-        lm = bundle.config.get("lm")
-        if lm and "lm_path" not in dec and dec.get("method", "beam") == "beam":
-            dec = {
-                **dec,
-                "method": "beam",
-                "lm_path": str(bundle.resolve(lm.get("binary") or lm.get("arpa"))),
-            }
-            if lm.get("unigrams"):
-                dec["unigrams_path"] = str(bundle.resolve(lm["unigrams"]))
-        self.decode_options = DecodeOptions.from_dict(dec) if dec else DecodeOptions()
+        self.decode_options = decode_options_for(bundle, options.decode)
         self.times = StageTimes()
 
     # -- stages --------------------------------------------------------------------------------

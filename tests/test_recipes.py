@@ -100,6 +100,13 @@ def test_chain_on_tiny_synthetic_corpora(tmp_path):
     )
     assert "Table 1" in (w / "eval/tables.txt").read_text()
     assert set(summary["decoders"]) == {"beam"} and 0 <= summary["decoders"]["beam"]["cer"]
+    # Table 1 on prepared items (how oracle models are scored): the same model, segments, true notes
+    out = _run("recipes/evaluate.py", "--prepared", str(w / "prep"), "--bundle", str(w / "run/best"), str(w / "run/best"),
+               "--label", "a", "b", "--greedy", "--also", "beam", "--out", str(w / "eval_prep"))  # fmt: skip
+    prep_a = json.loads((w / "eval_prep/a/summary.json").read_text())
+    assert prep_a["n_items"] >= 2 and prep_a["decoding"] == "greedy" and "pitch_frame_error" in prep_a
+    assert prep_a["wer"] == json.loads((w / "eval_prep/b/summary.json").read_text())["wer"]
+    assert "Table 1" in (w / "eval_prep/tables.txt").read_text()
     report = _run("recipes/report.py", "--run", str(w / "run"), "--eval", str(w / "eval/summary.json"),
                   "--note", "tiny test", "--out", str(w / "REPORT.txt"))  # fmt: skip
     assert (

@@ -12,10 +12,13 @@ import pytest
 import torch
 from conftest import ROOT, make_prepared, run_process_group
 
-from singalign.bundle import Bundle
-from singalign.data.prepared import PreparedSet, epoch_batches
+from singalign.bundle import Bundle, init_bundle
+from singalign.data.prepared import PreparedSet, collate, epoch_batches
+from singalign.errors import SingalignError
+from singalign.evaluate import evaluate_prepared
 from singalign.models import preset
-from singalign.train import TrainConfig, evaluate, fit, load_checkpoint
+from singalign.train import TrainConfig, evaluate, fit, forward_batch, load_checkpoint
+from singalign.transcribe import Transcriber
 
 TWO = [
     {"id": "u1", "text": "hello world", "n_frames": 120},
@@ -51,6 +54,38 @@ def test_tiny_model_overfits_two_utterances(tmp_path):
     rates = evaluate(model, PreparedSet.load(str(data)), cfg, torch.device("cpu"))
     assert rates["cer"] == 0.0
     assert result.steps >= 50
+    # the same known answer through evaluate_prepared (recipes/evaluate.py --prepared): every decoding
+    # gives the references back, one hypothesis line per item
+    summary = evaluate_prepared(bundle, [data], tmp_path / "eval", {"method": "greedy"},
+                                {"beam": {"method": "beam"}}, progress=False)  # fmt: skip
+    assert (summary["wer"], summary["cer"], summary["n_items"]) == (0.0, 0.0, 2)
+    assert summary["decoders"]["beam"] == {"wer": 0.0, "cer": 0.0} and summary["decoding"] == "greedy"
+    rows = [json.loads(x) for x in (tmp_path / "eval/hypotheses.jsonl").read_text().splitlines()]
+    assert [(r["hypothesis"], r["hypothesis_beam"]) for r in rows] == [(t["text"], t["text"]) for t in TWO]
+
+
+def test_evaluate_prepared_scores_oracle_models_with_the_true_notes(tmp_path):
+    items = [{"id": "a", "text": "la la", "n_frames": 60, "kind": "song", "notes": [(5, 30, 62)]},
+             {"id": "b", "text": "oh", "n_frames": 50, "kind": "song", "notes": [(0, 20, 70)]},
+             {"id": "c", "text": "", "n_frames": 40, "kind": "song", "notes": [(0, 10, 65)]}]  # fmt: skip
+    data = make_prepared(tmp_path / "data", items)
+    torch.manual_seed(0)
+    oracle = Bundle.load(init_bundle(tmp_path / "oracle", "tiny", "oracle"))
+    with pytest.raises(SingalignError, match="oracle-mode bundle needs ground-truth notes"):
+        Transcriber(oracle)
+    summary = evaluate_prepared(oracle, [data], tmp_path / "eval", {"method": "greedy"}, progress=False)
+    assert summary["mode"] == "oracle" and summary["n_items"] == 2  # the item without text is skipped
+    assert "pitch_frame_error" not in summary  # oracle models have no CRNN-1
+    # the true notes reach the model: other notes change the oracle model's output
+    model = oracle.build_model().eval()
+    batch = collate([PreparedSet.load(str(data))[0]])
+    out1 = forward_batch(model, batch, torch.device("cpu"))["char_logits"]
+    batch["pitch"][0, 5:30] = 40
+    out2 = forward_batch(model, batch, torch.device("cpu"))["char_logits"]
+    assert not torch.allclose(out1, out2)
+    multitask = Bundle.load(init_bundle(tmp_path / "mt", "tiny", "multitask"))
+    summary = evaluate_prepared(multitask, [data], tmp_path / "eval_mt", {"method": "greedy"}, progress=False)
+    assert 0.0 <= summary["pitch_frame_error"] <= 1.0
 
 
 def _resume_cfg(tmp_path, name):
