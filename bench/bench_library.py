@@ -106,6 +106,15 @@ def bench_index(tmp: Path, preset: str, n: int, seconds: float, transcribe: bool
 _VOCAB = 30000
 
 
+def _word(k: int) -> str:
+    """The k-th made-up word, in letters as transcripts are (a query's digits would be spelled out)."""
+    out = ""
+    for _ in range(4):
+        k, r = divmod(k, 26)
+        out += chr(97 + r)
+    return "w" + out
+
+
 def _fill(db_path: Path, n: int, dim: int, seed: int = 0) -> None:
     """A library of ``n`` tracks with random unit embeddings and Zipfian lyrics (see the docstring)."""
     from singalign.library import Library
@@ -116,7 +125,7 @@ def _fill(db_path: Path, n: int, dim: int, seed: int = 0) -> None:
     cdf /= cdf[-1]
 
     def line() -> str:
-        return " ".join(f"w{w}" for w in np.searchsorted(cdf, rng.random(int(rng.integers(5, 9)))))
+        return " ".join(_word(w) for w in np.searchsorted(cdf, rng.random(int(rng.integers(5, 9)))))
 
     def lyrics() -> str:
         verses, chorus = [line() for _ in range(int(rng.integers(12, 20)))], [line() for _ in range(4)]
@@ -168,7 +177,7 @@ def bench_search(tmp: Path, sizes: list[int], queries: int, dim: int = 128) -> l
 
     rows = []
     for n in sizes:
-        path = tmp / f"search_zipf_{n}.db"
+        path = tmp / f"search_zipf_letters_{n}.db"  # words of letters (older files had digits)
         fill = "reused"
         if not path.exists():
             t = time.perf_counter()

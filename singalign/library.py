@@ -67,6 +67,7 @@ from typing import Any
 import numpy as np
 
 from singalign.errors import SingalignError, file_error
+from singalign.metrics import normalize_for_scoring
 from singalign.ranking import VectorRanking
 
 log = logging.getLogger(__name__)
@@ -413,6 +414,8 @@ class Library:
     def search_fts(self, phrase: str, limit: int = FTS_CANDIDATES) -> list[int]:
         """Track ids whose transcript matches ``phrase``, best first: exact phrase matches first (by
         BM25 of the phrase), then tracks with any of its words, by FTS5's BM25 of the OR of its words.
+        The phrase is first spelled as transcripts are (``metrics.normalize_for_scoring``: accents
+        stripped, numbers spelled out).
 
         Each stage scores a bounded number of tracks, because FTS5 computes ``bm25()`` for every
         track that matches (about 2 us each, after one more scan of each phrase for its IDF): an OR
@@ -426,7 +429,7 @@ class Library:
         them first, in id order: a query of common words alone ranks a subset of its matches. The
         phrase stage ranks its first ``FTS_PHRASE_HITS`` matches (``_phrase_hits``).
         """
-        words = [w for w in re.findall(r"[a-z0-9']+", phrase.lower()) if w.strip("'")]
+        words = [w for w in re.findall(r"[a-z0-9']+", normalize_for_scoring(phrase)) if w.strip("'")]
         if not words:
             return []
         out: list[int] = []

@@ -127,10 +127,20 @@ def match_text(text: str) -> bytes:
     return " ".join(text.lower().translate(_TO_SPACE).split()).encode("ascii", "replace")
 
 
+def query_text(query: str) -> bytes:
+    """A typed lyrics query as the transcripts spell it (``metrics.normalize_for_scoring``: accents
+    stripped, whole numbers spelled out, "99 luftballons" -> "ninety nine luftballons"), then
+    ``match_text``. Transcripts are the model's output and need no more than ``match_text``."""
+    from singalign.metrics import normalize_for_scoring
+
+    return match_text(normalize_for_scoring(query))
+
+
 def approximate_match_costs(query: str, texts: list[str], chunk: int = 1024) -> np.ndarray:
     """For each text, the fewest character edits (substitutions, insertions, deletions) that turn
     ``query`` into some substring of it (Sellers 1980), both lowercased to words of letters, digits
-    and apostrophes joined by single spaces. (N,) int32: 0 means the query occurs as it is.
+    and apostrophes joined by single spaces (``match_text``; the query is first spelled as a
+    transcript is, ``query_text``). (N,) int32: 0 means the query occurs as it is.
 
     A query sung and then transcribed with errors still lies close to a stretch of the transcript,
     where word matching (FTS) finds nothing when every word has one wrong letter. Queries up to 64
@@ -138,7 +148,7 @@ def approximate_match_costs(query: str, texts: list[str], chunk: int = 1024) -> 
     (about 2,000 numpy operations per query, each over all pieces); longer ones the dynamic
     programme (``len(query)`` times more work), in chunks of texts of similar length.
     """
-    q = match_text(query)
+    q = query_text(query)
     norm = [match_text(t) for t in texts]
     out = np.full(len(texts), len(q), np.int32)  # an empty text: delete the whole query
     if not q:

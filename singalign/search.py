@@ -118,7 +118,7 @@ def lyrics_ranking(
     worse: on 100 held-out synthetic songs a 5-word phrase found its song first 28% of the time
     by the approximate match, 14% by the words, 20% by fusing them (see the issue-6 note).
     """
-    from singalign.ranking import fused_scores, match_text
+    from singalign.ranking import fused_scores, query_text
 
     words = [i for i in lib.search_fts(phrase) if i not in exclude]
     others: list[list[int] | VectorRanking] = [words]
@@ -134,7 +134,7 @@ def lyrics_ranking(
     fused = fused_scores(others, ids)  # ids ascend (fuzzy_costs)
     order = np.lexsort((ids, -fused, costs))
     ranked = ids[order].tolist()
-    n = max(1, len(match_text(phrase)))
+    n = max(1, len(query_text(phrase)))
     match = {int(i): round(1.0 - float(c) / n, 6) for i, c in zip(ids.tolist(), costs.tolist(), strict=True)}
     if len(ranked) < top:  # a large library: the unmatched tracks follow in fused order
         seen = set(ranked)

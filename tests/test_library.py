@@ -220,13 +220,18 @@ def test_a_killed_indexer_leaves_a_consistent_index(tmp_path, bundle_dir):
     assert (r.unchanged, r.added, lib.count()) == (done, n - done, n)
 
 
+def _word(i: int) -> str:
+    """A distinct made-up word of letters (transcripts have no digits): 0 -> "wordaa", 27 -> "wordbb"."""
+    return "word" + chr(97 + i // 26) + chr(97 + i % 26)
+
+
 def _song_library(tmp_path, n=300, seed=0):
     """``n`` songs of 136 words: 60 from three words every song has, 64 from 20 words that each
     song draws 8 of (each in about 40% of songs), 12 from 400 rarer ones (each in about 9 songs)."""
     rng = np.random.default_rng(seed)
     everywhere = ["i", "you", "the"]
     common = "love my baby night heart and to fire rain dance light home road sky blue gold wild cold run free".split()
-    rare = [f"word{i}" for i in range(400)]
+    rare = [_word(i) for i in range(400)]
     lib = Library(tmp_path / "songs.db", create=True)
     songs = []
     for i in range(n):
@@ -278,7 +283,7 @@ def test_lyrics_ranking_is_bm25_of_all_words(tmp_path, small_budgets):
     lib, songs, common = _song_library(tmp_path)
     rng = np.random.default_rng(1)
     for trial in range(12):
-        words = [str(w) for w in rng.choice(common, 4)] + [f"word{int(rng.integers(400))}"] * (trial % 2)
+        words = [str(w) for w in rng.choice(common, 4)] + [_word(int(rng.integers(400)))] * (trial % 2)
         ref = dict(
             lib.db.execute(
                 "SELECT rowid, bm25(lyrics_fts) FROM lyrics_fts WHERE lyrics_fts MATCH ?",
@@ -347,6 +352,10 @@ def test_approximate_match_costs_equal_the_textbook_edit_distance():
         0,
     ]
     assert list(approximate_match_costs("", ["abc", ""])) == [0, 0]
+    # a typed query is spelled as transcripts are: numbers in words, accents stripped
+    sung = ["ninety nine red balloons go by", "a cafe in the rain", "nine red"]
+    assert list(approximate_match_costs("99 red Balloons", sung)) == [0, 16, 16]
+    assert list(approximate_match_costs("Café in the rain!", sung)) == [10, 0, 11]
     rng = np.random.default_rng(0)
     for _ in range(100):
         q = " ".join("".join(rng.choice(list("abc"), rng.integers(1, 5))) for _ in range(rng.integers(1, 4)))
@@ -382,6 +391,8 @@ def test_lyrics_search_finds_a_line_whose_every_word_was_misheard(tmp_path, monk
     res = search_library(lib, None, lyrics="river runs to the sea", top=4)
     assert res[0] == {"path": "/m/0.wav", "score": round(1 - 4 / 21, 6)}  # 4 edits in 21 characters
     assert search_library(lib, None, lyrics="grey sky", top=1) == [{"path": "/m/3.wav", "score": 1.0}]
+    assert lib.search_fts("Grèy  SKY!")[0] == 4  # the words are normalized as transcripts are
+    assert search_library(lib, None, lyrics="Grèy SKY!", top=1) == [{"path": "/m/3.wav", "score": 1.0}]
     # equal costs are ordered by the words: "the" (cost 0) is in every song; BM25 decides
     by_words = [f"/m/{i - 1}.wav" for i in lib.search_fts("the")]
     assert [r["path"] for r in search_library(lib, None, lyrics="the", top=4)] == by_words
