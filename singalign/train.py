@@ -290,6 +290,14 @@ def warmup_schedule(opt, warmup_steps: int) -> Any:
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm))
 
 
+def _initial_state() -> dict[str, Any]:
+    """The loop state of a new run; ``epoch_sums`` / ``epoch_batches`` carry the current epoch's loss
+    sums over a resume, so an epoch's ``train_*`` means are over the batches it ran."""
+    return dict(
+        epoch=0, batch_in_epoch=0, step=0, best=None, bad_epochs=0, history=[], epoch_sums={}, epoch_batches=0
+    )
+
+
 @dataclass
 class EpochLoop:
     """The epoch loop of every training run (``fit`` here, ``contrastive_train.fit_heads``).
@@ -299,7 +307,7 @@ class EpochLoop:
     checkpoints (``OUT/checkpoint.pt``), the per-epoch record in ``OUT/history.jsonl`` and the export
     of the best model. A checkpoint holds ``model``, ``optimizer``, ``scheduler``, ``scaler`` (when
     a scaler is given), ``rng`` and the loop state: ``epoch``, ``batch_in_epoch``, ``step``, ``best``,
-    ``bad_epochs``, ``history``.
+    ``bad_epochs``, ``history``, and the epoch's loss sums so far (``epoch_sums``, ``epoch_batches``).
 
     Attributes:
         out: the run folder.
@@ -321,9 +329,7 @@ class EpochLoop:
     cfg: Any
     t0: float
     scaler: Any = None
-    state: dict[str, Any] = field(
-        default_factory=lambda: dict(epoch=0, batch_in_epoch=0, step=0, best=None, bad_epochs=0, history=[])
-    )
+    state: dict[str, Any] = field(default_factory=_initial_state)
 
     def resume(self) -> bool:
         """Load ``OUT/checkpoint.pt``, if it exists, into the model, optimizer, scheduler, RNGs and
@@ -339,7 +345,8 @@ class EpochLoop:
         if "scaler" in ck and self.scaler is not None and self.scaler.is_enabled():
             self.scaler.load_state_dict(ck["scaler"])
         set_rng_state(ck["rng"])
-        self.state = {k: ck[k] for k in self.state}
+        fresh = _initial_state()  # checkpoints from before the epoch sums were kept lack them
+        self.state = {k: ck.get(k, fresh[k]) for k in fresh}
         if self.dist.main:
             log.info("resumed from %s at epoch %d, step %d", path, self.state["epoch"], self.state["step"])
         return True
@@ -479,12 +486,13 @@ class EpochLoop:
             mine = [every[(d.rank + k * d.world) % len(every)] for k in range(per_rank)] if every else []
             bar = tqdm(total=len(mine), initial=state["batch_in_epoch"], desc=f"epoch {epoch + 1}",
                        disable=not (progress and d.main), leave=False)  # fmt: skip
-            sums: dict[str, float] = {}
+            sums: dict[str, float] = state["epoch_sums"]  # carried over a resume
             for b_idx in range(state["batch_in_epoch"], len(mine)):
                 terms = loss(epoch, b_idx, mine[b_idx])
                 self._optimize(terms["loss"], after_backward)
                 state["step"] += 1
                 state["batch_in_epoch"] = b_idx + 1
+                state["epoch_batches"] += 1
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
                 bar.update(1)
@@ -506,7 +514,8 @@ class EpochLoop:
                 "step": state["step"],
                 "seconds": round(time.time() - self.t0, 1),
             }
-            record.update({f"train_{k}": v / max(1, len(mine)) for k, v in sums.items()})
+            # means over the batches this epoch ran (fewer than len(mine) when max_steps ends it)
+            record.update({f"train_{k}": v / max(1, state["epoch_batches"]) for k, v in sums.items()})
             stop = False
             if d.main:
                 if validate is not None:
@@ -530,6 +539,7 @@ class EpochLoop:
                 dist.broadcast(flag, src=0)
                 stop = bool(flag.item())
             state["epoch"], state["batch_in_epoch"] = epoch + 1, 0
+            state["epoch_sums"], state["epoch_batches"] = {}, 0
             self.checkpoint()
             if stop:
                 stopped_early = True

@@ -118,7 +118,47 @@ def test_killed_and_resumed_run_ends_with_identical_weights(tmp_path):
     assert a["step"] == b["step"] == 6  # 4 songs, 2 per batch (+1 speech): 2 batches x 3 epochs
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
-    assert a["history"][-1]["train_loss"] == pytest.approx(b["history"][-1]["train_loss"], rel=1e-6)
+    # every epoch's mean loss too, the one that was cut included (its sums were in the checkpoint)
+    assert [h["train_loss"] for h in b["history"]] == pytest.approx(
+        [h["train_loss"] for h in a["history"]], rel=1e-6
+    )
+
+
+def test_epoch_means_are_over_the_batches_run_across_a_kill_and_max_steps(tmp_path):
+    """EpochLoop with a loss of 1, 2, 3, 4 for the four batches of an epoch: known means."""
+    from types import SimpleNamespace
+
+    from singalign.train import EpochLoop, _Dist, warmup_schedule
+
+    def loop(out, **cfg):
+        model = torch.nn.Linear(1, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)
+        cfg = SimpleNamespace(**{"epochs": 2, "max_steps": None, "patience": 9, "grad_clip": None,
+                                 "save_every_steps": 0, **cfg})  # fmt: skip
+        return EpochLoop(tmp_path / out, model, opt, warmup_schedule(opt, 0), _Dist(), cfg, 0.0)
+
+    def run(lp, **kw):
+        (tmp_path / "x").mkdir(exist_ok=True)
+        lp.out.mkdir(exist_ok=True)
+        lp.resume()
+        w = lp.model.weight
+        return lp.run(lambda e: [[0], [1], [2], [3]], lambda e, b, items: {"loss": w.sum() * 0 + (b + 1.0)},
+                      None, "loss", lambda rec, hist: None, progress=False, **kw)  # fmt: skip
+
+    run(loop("straight"))
+    straight = load_checkpoint(tmp_path / "straight/checkpoint.pt")["history"]
+    assert [h["train_loss"] for h in straight] == [2.5, 2.5]
+    run(loop("killed"), stop_after_steps=3)  # killed after three batches of epoch 1
+    run(loop("killed"))
+    assert [h["train_loss"] for h in load_checkpoint(tmp_path / "killed/checkpoint.pt")["history"]] == [
+        2.5,
+        2.5,
+    ]
+    run(loop("short", max_steps=6))  # epoch 2 ends after two batches: (1 + 2) / 2
+    assert [h["train_loss"] for h in load_checkpoint(tmp_path / "short/checkpoint.pt")["history"]] == [
+        2.5,
+        1.5,
+    ]
 
 
 def test_batches_mix_songs_and_speech_and_are_a_function_of_the_epoch():
