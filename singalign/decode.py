@@ -624,6 +624,23 @@ def _merge_short(segs: list[list], min_frames: int, pitch: np.ndarray) -> list[l
     return fused
 
 
+def notes_from_posteriors(
+    pitch_probs: np.ndarray,
+    onset_probs: np.ndarray,
+    options: DecodeOptions = DecodeOptions(),
+    duration: float | None = None,
+) -> list[NoteEvent]:
+    """Notes of a song from CRNN-1's posteriors with ``options``' onset threshold, onset window and
+    minimum note length (:func:`pick_onsets`, then :func:`notes_from_frames`). With ``duration``
+    (seconds), notes starting after it are dropped and the rest end by it (the last frame runs past
+    the end of the audio)."""
+    onsets = pick_onsets(onset_probs, options.onset_threshold, options.onset_half_window)
+    notes = notes_from_frames(pitch_probs, onsets, options.min_note_frames)
+    if duration is not None:
+        notes = [dataclasses.replace(n, offset=min(n.offset, duration)) for n in notes if n.onset < duration]
+    return notes
+
+
 def attach_lyrics(
     notes: list[NoteEvent], words: list[WordTiming], continuation: str = "", max_gap: float = 0.5
 ) -> list[NoteEvent]:

@@ -15,7 +15,9 @@ notes at hand), which is the only way to score an oracle-mode model.
 For tuning the decoder (``recipes/tune_lm.py``), :func:`manifest_posteriors` and
 :func:`prepared_posteriors` compute the lyrics CRNN's CTC posteriors of validation data once,
 :func:`tune_lm` runs ``decode.tune_lm_weights``'s grid over them (with greedy and no-LM baselines),
-and :func:`grid_table` prints the WER of every grid point.
+and :func:`grid_table` prints the WER of every grid point. For the notes, :func:`manifest_note_posteriors`
+keeps CRNN-1's posteriors and :func:`tune_notes` searches the onset threshold and minimum note length
+for COnP F (:func:`notes_grid_table`).
 """
 
 from __future__ import annotations
@@ -396,6 +398,126 @@ def tune_lm(
             "beta": best["beta"],
         },
     }
+
+
+def manifest_note_posteriors(
+    transcriber, records: list[Record], progress: bool = True
+) -> list[dict[str, Any]]:
+    """CRNN-1's posteriors of every record with notes, through the whole pipeline, with its
+    reference notes (in the record's time, pitch shift applied): the input of :func:`tune_notes`.
+
+    Returns:
+        ``[{"id", "pitch_probs" (T, 129), "onset_probs" (T,), "duration", "ref_intervals" (n, 2),
+        "ref_hz" (n,)}]``.
+    """
+    from tqdm import tqdm
+
+    from singalign.metrics import midi_to_hz
+
+    out = []
+    for r in tqdm(records, desc="posteriors", unit="item", disable=not progress):
+        if not r.notes:
+            continue
+        with record_audio(r) as (audio, shift_t):
+            _, post, duration = transcriber.posteriors(audio)
+        if "pitch_probs" not in post:
+            raise SingalignError(f"{transcriber.bundle.path}: this bundle has no pitch/onset model")
+        out.append(
+            {
+                "id": r.id,
+                "pitch_probs": post["pitch_probs"],
+                "onset_probs": post["onset_probs"],
+                "duration": duration,
+                "ref_intervals": np.array([[n.onset - shift_t, n.offset - shift_t] for n in r.notes]),
+                "ref_hz": midi_to_hz(np.array([n.pitch + r.pitch_shift for n in r.notes], dtype=float)),
+            }
+        )
+    return out
+
+
+def item_note_scores(item: dict[str, Any], options) -> dict[str, dict[str, float]]:
+    """COn/COnP/COnPOff of one item of :func:`manifest_note_posteriors` decoded with ``options``
+    (``decode.notes_from_posteriors``, as ``Transcriber`` decodes notes)."""
+    from singalign.decode import notes_from_posteriors
+    from singalign.metrics import midi_to_hz, note_scores
+
+    notes = notes_from_posteriors(item["pitch_probs"], item["onset_probs"], options, item["duration"])
+    est_iv = np.array([[n.onset, n.offset] for n in notes]).reshape(-1, 2)
+    est_hz = midi_to_hz(np.array([n.pitch for n in notes], dtype=float))
+    return note_scores(item["ref_intervals"], item["ref_hz"], est_iv, est_hz)
+
+
+def tune_notes(
+    items: list[dict[str, Any]],
+    options,
+    thresholds: list[float],
+    min_frames: list[int],
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Grid search of the note decoding (onset threshold x minimum note length) for COnP F.
+
+    Every grid point decodes every item and scores it as ``evaluate_records`` does (mean over songs
+    of mir_eval's per-song precision, recall and F). The best point has the highest mean COnP F
+    (ties: the lower threshold, then the shorter minimum). ``options`` (a ``DecodeOptions``) gives
+    the onset window and everything else; its own point is scored as ``current``.
+
+    Returns:
+        ``{"n_items", "grid": [{"onset_threshold", "min_note_frames", "COn", "COnP", "COnPOff"}],
+        "best", "current", "decode_options"}``: ``decode_options`` is ``options`` with the best values.
+    """
+    from dataclasses import replace
+
+    from tqdm import tqdm
+
+    def score(opts) -> dict[str, Any]:
+        per = [item_note_scores(it, opts) for it in items]
+        point: dict[str, Any] = {
+            "onset_threshold": opts.onset_threshold,
+            "min_note_frames": opts.min_note_frames,
+        }
+        for m in ("COn", "COnP", "COnPOff"):
+            point[m] = {k: float(np.mean([p[m][k] for p in per])) for k in ("precision", "recall", "f")}
+        return point
+
+    if not items:
+        raise SingalignError("no items with notes to tune the note decoding on")
+    points = [(float(t), int(m)) for t in sorted(set(thresholds)) for m in sorted(set(min_frames))]
+    grid = []
+    for t, m in tqdm(points, desc="note grid", disable=not progress):
+        grid.append(score(replace(options, onset_threshold=t, min_note_frames=m)))
+    best = _best_notes_point(grid)
+    tuned = replace(options, onset_threshold=best["onset_threshold"], min_note_frames=best["min_note_frames"])
+    return {
+        "n_items": len(items),
+        "grid": grid,
+        "best": best,
+        "current": score(options),
+        "decode_options": tuned.to_dict(),
+    }
+
+
+def _best_notes_point(grid: list[dict[str, Any]]) -> dict[str, Any]:
+    return min(grid, key=lambda g: (-g["COnP"]["f"], g["onset_threshold"], g["min_note_frames"]))
+
+
+def notes_grid_table(grid: list[dict[str, Any]]) -> str:
+    """Mean COnP F (%) of every grid point of :func:`tune_notes`: thresholds down, minimum note
+    lengths (frames) across; the best cell is marked with ``*``."""
+    ths = sorted({g["onset_threshold"] for g in grid})
+    mins = sorted({g["min_note_frames"] for g in grid})
+    cell = {(g["onset_threshold"], g["min_note_frames"]): g["COnP"]["f"] for g in grid}
+    top = _best_notes_point(grid) if grid else None
+    best = (top["onset_threshold"], top["min_note_frames"]) if top else None
+    lines = ["COnP F (%) by onset threshold (rows) and minimum note length in frames (columns)"]
+    lines.append(f"{'thr / min':>12s}" + "".join(f"{m:>9d}" for m in mins))
+    for t in ths:
+        vals = []
+        for m in mins:
+            f = cell.get((t, m))
+            text = "-" if f is None else f"{100 * f:.2f}" + ("*" if (t, m) == best else " ")
+            vals.append(f"{text:>9s}")
+        lines.append(f"{t:>12g}" + "".join(vals))
+    return "\n".join(lines) + "\n"
 
 
 def grid_table(rows: list[dict[str, Any]]) -> str:

@@ -253,12 +253,10 @@ class Transcriber:
                 f"{self.bundle.path}: this bundle has no lyrics model; it cannot align lyrics"
             )
         if "pitch_probs" in post:
-            onsets = decode.pick_onsets(post["onset_probs"], dec.onset_threshold, dec.onset_half_window)
-            notes = decode.notes_from_frames(post["pitch_probs"], onsets, dec.min_note_frames)
+            notes = decode.notes_from_posteriors(post["pitch_probs"], post["onset_probs"], dec, duration)
             if words:
                 notes = decode.attach_lyrics(notes, words)
         # the last frame runs past the end of the audio: nothing may end after the song does
-        notes = [replace(n, offset=min(n.offset, duration)) for n in notes if n.onset < duration]
         words = [replace(w, end=min(w.end, duration)) for w in words]
         groups = (
             _given_lines(words, lyrics) if lyrics is not None else list(_lines(words, self.options.line_gap))

@@ -225,3 +225,51 @@ def test_tune_lm_weights_picks_the_grid_minimum(tiny_lm):
     assert rows[0]["wer"] == min(r["wer"] for r in rows)
     no_lm = next(r for r in rows if r["alpha"] == 0.0 and r["beta"] == 0.0)
     assert rows[0]["wer"] < no_lm["wer"]  # an in-domain LM helps on these sentences
+
+
+def _flickering_song():
+    """Two true notes (frames 10-40 at MIDI 60, 50-90 at 64) as CRNN-1 might see them: a 2-frame
+    pitch blip inside the first, a weaker onset peak (0.5) inside the second."""
+    from singalign.metrics import midi_to_hz
+
+    t = 100
+    pitch = np.full(t, NO_PITCH)
+    pitch[10:40], pitch[50:90], pitch[25:27] = 60, 64, 61
+    pp = np.full((t, NO_PITCH + 1), 0.001, np.float32)
+    pp[np.arange(t), pitch] = 1.0
+    onset = np.zeros(t, np.float32)
+    onset[[10, 50]], onset[70] = 0.9, 0.5
+    rate = float(FRAME_RATE)
+    return {
+        "id": "song",
+        "pitch_probs": pp,
+        "onset_probs": onset,
+        "duration": t / rate,
+        "ref_intervals": np.array([[10, 40], [50, 90]]) / rate,
+        "ref_hz": midi_to_hz(np.array([60.0, 64.0])),
+    }
+
+
+def test_note_tuning_finds_the_threshold_and_minimum_length_that_undo_the_flicker():
+    from singalign.evaluate import item_note_scores, notes_grid_table, tune_notes
+
+    item = _flickering_song()
+    # the paper's decoding (0.4, no minimum): 2 blip notes + 1 split = 5 notes for 2, COnP P 2/5
+    paper = item_note_scores(item, DecodeOptions())
+    assert paper["COnP"]["recall"] == 1.0 and paper["COnP"]["precision"] == pytest.approx(2 / 5)
+    result = tune_notes([item], DecodeOptions(), [0.6, 0.4], [4, 0], progress=False)
+    assert (result["best"]["onset_threshold"], result["best"]["min_note_frames"]) == (0.6, 4)
+    assert result["best"]["COnP"]["f"] == 1.0 and result["current"]["COnP"] == paper["COnP"]
+    cells = {(g["onset_threshold"], g["min_note_frames"]): g["COnP"]["f"] for g in result["grid"]}
+    assert cells[(0.4, 4)] < 1.0 and cells[(0.6, 0)] < 1.0  # each fault needs its own remedy
+    assert (
+        result["decode_options"]["onset_threshold"] == 0.6
+        and result["decode_options"]["min_note_frames"] == 4
+    )
+    table = notes_grid_table(result["grid"])
+    assert "100.00*" in table and table.count("*") == 1
+    # the same decoding the Transcriber uses: notes past the duration are dropped
+    notes = decode.notes_from_posteriors(
+        item["pitch_probs"], item["onset_probs"], DecodeOptions(), duration=0.5
+    )
+    assert [n.pitch for n in notes] == [60, 61, 60] and notes[-1].offset == pytest.approx(0.5)

@@ -8,6 +8,8 @@ import sys
 import pytest
 from conftest import ROOT, run_process_group
 
+from singalign.bundle import Bundle
+
 
 def _run(*args, timeout=600):
     proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout)
@@ -107,6 +109,15 @@ def test_chain_on_tiny_synthetic_corpora(tmp_path):
     assert prep_a["n_items"] >= 2 and prep_a["decoding"] == "greedy" and "pitch_frame_error" in prep_a
     assert prep_a["wer"] == json.loads((w / "eval_prep/b/summary.json").read_text())["wer"]
     assert "Table 1" in (w / "eval_prep/tables.txt").read_text()
+    # the note decoding tuned on the songs, saved into a copy of the bundle that transcribes with it
+    out = _run("recipes/tune_notes.py", "--bundle", str(w / "run/best"), "--manifest", str(w / "m/songs.jsonl"),
+               "--no-separation", "--thresholds", "0.3", "0.6", "--min-frames", "0", "4", "--out", str(w / "notes.json"),
+               "--save-bundle", str(w / "tuned"), "--quiet")  # fmt: skip
+    tuned = json.loads((w / "notes.json").read_text())
+    assert tuned["n_items"] == 2 and len(tuned["grid"]) == 4 and "COnP F (%)" in out
+    saved = Bundle.load(w / "tuned")
+    assert saved.config["decode"]["onset_threshold"] == tuned["best"]["onset_threshold"]
+    assert saved.config["decode"]["min_note_frames"] == tuned["best"]["min_note_frames"]
     report = _run("recipes/report.py", "--run", str(w / "run"), "--eval", str(w / "eval/summary.json"),
                   "--note", "tiny test", "--out", str(w / "REPORT.txt"))  # fmt: skip
     assert (
