@@ -2,7 +2,7 @@
 
 Usage:
     python recipes/tune_notes.py --bundle runs/multitask/best --manifest m/dali_dev.jsonl --out eval/tune_notes.json
-        [--thresholds 0.2 0.3 0.4 0.5 0.6 0.7] [--min-frames 0 2 4 6 8 10] [--split valid] [--limit N]
+        [--thresholds 0.2 0.3 ... 0.9] [--min-frames 0 2 4 6 8 10 12 16] [--split valid] [--limit N]
         [--no-separation] [--save-bundle runs/multitask/tuned]
 
 CRNN-1's pitch and onset posteriors of the validation songs are computed once, through the full
@@ -32,8 +32,8 @@ def main(argv=None) -> int:
     ap.add_argument("--bundle", required=True, help="a trained bundle with a pitch/onset model")
     ap.add_argument("--manifest", nargs="+", required=True, help="validation manifest(s) of songs with notes")
     ap.add_argument("--out", required=True, help="results JSON")
-    ap.add_argument("--thresholds", type=float, nargs="+", default=[0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
-    ap.add_argument("--min-frames", type=int, nargs="+", default=[0, 2, 4, 6, 8, 10])
+    ap.add_argument("--thresholds", type=float, nargs="+", default=[0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+    ap.add_argument("--min-frames", type=int, nargs="+", default=[0, 2, 4, 6, 8, 10, 12, 16])
     ap.add_argument("--split", default=None, help="keep only manifest records of this split")
     ap.add_argument("--limit", type=int, default=None, help="use at most N songs")
     ap.add_argument("--no-separation", action="store_true", help="skip vocal separation")
