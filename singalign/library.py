@@ -399,7 +399,11 @@ class Library:
         """
         from singalign.ranking import approximate_match_costs
 
-        if self.count() <= FUZZY_ALL_TRACKS:
+        # "at most FUZZY_ALL_TRACKS tracks" without counting all of them (COUNT(*) took 3 ms at 100k)
+        small = (
+            self.db.execute("SELECT 1 FROM tracks LIMIT 1 OFFSET ?", (FUZZY_ALL_TRACKS,)).fetchone() is None
+        )
+        if small:
             rows = self.db.execute(f"SELECT id, {_HEARD} FROM tracks ORDER BY id").fetchall()
         elif candidates:
             marks = ",".join("?" * len(candidates))

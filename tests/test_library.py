@@ -407,7 +407,11 @@ def test_lyrics_search_finds_a_line_whose_every_word_was_misheard(tmp_path, monk
     )
     assert search_library(lib, None, lyrics="golden river flows", top=1)[0]["path"] == "/m/5.wav"
     assert lib.search_fts("golden river flows") != [6]  # its transcript (with the LM) lost the words
-    # above FUZZY_ALL_TRACKS tracks only the candidates are matched
+    # above FUZZY_ALL_TRACKS tracks only the candidates are matched; at it, every track
+    monkeypatch.setattr("singalign.library.FUZZY_ALL_TRACKS", lib.count())
+    assert list(lib.fuzzy_costs("river runs to the sea", candidates=[2])[0]) == [1, 2, 3, 4, 5]
+    monkeypatch.setattr("singalign.library.FUZZY_ALL_TRACKS", lib.count() - 1)
+    assert list(lib.fuzzy_costs("river runs to the sea", candidates=[2])[0]) == [2]
     monkeypatch.setattr("singalign.library.FUZZY_ALL_TRACKS", 2)
     assert list(lib.fuzzy_costs("river runs to the sea", candidates=[2, 4])[0]) == [2, 4]
     assert len(lib.fuzzy_costs("river runs to the sea")[0]) == 0
