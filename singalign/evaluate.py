@@ -503,20 +503,28 @@ def _best_notes_point(grid: list[dict[str, Any]]) -> dict[str, Any]:
 def notes_grid_table(grid: list[dict[str, Any]]) -> str:
     """Mean COnP F (%) of every grid point of :func:`tune_notes`: thresholds down, minimum note
     lengths (frames) across; the best cell is marked with ``*``."""
-    ths = sorted({g["onset_threshold"] for g in grid})
-    mins = sorted({g["min_note_frames"] for g in grid})
     cell = {(g["onset_threshold"], g["min_note_frames"]): g["COnP"]["f"] for g in grid}
     top = _best_notes_point(grid) if grid else None
-    best = (top["onset_threshold"], top["min_note_frames"]) if top else None
-    lines = ["COnP F (%) by onset threshold (rows) and minimum note length in frames (columns)"]
-    lines.append(f"{'thr / min':>12s}" + "".join(f"{m:>9d}" for m in mins))
-    for t in ths:
+    return _percent_grid(
+        "COnP F (%) by onset threshold (rows) and minimum note length in frames (columns)",
+        "thr / min",
+        cell,
+        (top["onset_threshold"], top["min_note_frames"]) if top else None,
+    )
+
+
+def _percent_grid(title: str, corner: str, cell: dict[tuple[float, float], float], best) -> str:
+    """A table of ``cell[(row, column)]`` in percent, rows and columns sorted, ``best`` marked ``*``."""
+    rows = sorted({r for r, _ in cell})
+    cols = sorted({c for _, c in cell})
+    lines = [title, f"{corner:>12s}" + "".join(f"{c:>9g}" for c in cols)]
+    for r in rows:
         vals = []
-        for m in mins:
-            f = cell.get((t, m))
-            text = "-" if f is None else f"{100 * f:.2f}" + ("*" if (t, m) == best else " ")
+        for c in cols:
+            v = cell.get((r, c))
+            text = "-" if v is None else f"{100 * v:.2f}" + ("*" if (r, c) == best else " ")
             vals.append(f"{text:>9s}")
-        lines.append(f"{t:>12g}" + "".join(vals))
+        lines.append(f"{r:>12g}" + "".join(vals))
     return "\n".join(lines) + "\n"
 
 
@@ -525,20 +533,11 @@ def grid_table(rows: list[dict[str, Any]]) -> str:
 
     The best cell (the first row) is marked with ``*``.
     """
-    alphas = sorted({r["alpha"] for r in rows})
-    betas = sorted({r["beta"] for r in rows})
     cell = {(r["alpha"], r["beta"]): r["wer"] for r in rows}
     best = (rows[0]["alpha"], rows[0]["beta"]) if rows else None
-    lines = ["WER (%) by LM weight alpha (rows) and word bonus beta (columns)"]
-    lines.append(f"{'alpha / beta':>12s}" + "".join(f"{b:>9g}" for b in betas))
-    for a in alphas:
-        vals = []
-        for b in betas:
-            w = cell.get((a, b))
-            text = "-" if w is None else f"{100 * w:.2f}" + ("*" if (a, b) == best else " ")
-            vals.append(f"{text:>9s}")
-        lines.append(f"{a:>12g}" + "".join(vals))
-    return "\n".join(lines) + "\n"
+    return _percent_grid(
+        "WER (%) by LM weight alpha (rows) and word bonus beta (columns)", "alpha / beta", cell, best
+    )
 
 
 def tables(summaries: dict[str, dict[str, Any]]) -> str:
