@@ -41,11 +41,7 @@ def main(argv=None) -> int:
     ap.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0, 1.5])
     ap.add_argument("--betas", type=float, nargs="+", default=[0.0, 0.5, 1.0, 1.85, 3.0])
     ap.add_argument("--beam", type=int, default=None, help="beam width (default: the bundle's, else 25)")
-    ap.add_argument("--split", default=None, help="keep only manifest records of this split")
-    ap.add_argument("--limit", type=int, default=None, help="use at most N items")
-    ap.add_argument("--no-separation", action="store_true", help="--manifest: skip vocal separation")
-    ap.add_argument("--save-bundle", default=None, help="write a copy of the bundle with the best alpha/beta")
-    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    recipe.add_tuning_args(ap, "alpha/beta")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     if args.lm and args.save_bundle:
@@ -82,16 +78,9 @@ def run(args: argparse.Namespace) -> int:
     write_json(args.out, result)
     print(f"wrote {args.out}")
     if args.save_bundle:
-        bundle.config["decode"] = result["decode_options"]
-        bundle.config["lm_tuning"] = {
-            "data": result["data"],
-            "n_items": result["n_items"],
-            "best": best,
-            "alphas": sorted(args.alphas),
-            "betas": sorted(args.betas),
-        }
-        out = bundle.save(args.save_bundle)
-        Bundle.load(out)  # verify what was written
+        tuning = {"data": result["data"], "n_items": result["n_items"], "best": best,
+                  "alphas": sorted(args.alphas), "betas": sorted(args.betas)}  # fmt: skip
+        out = bundle.save_tuned(args.save_bundle, result["decode_options"], "lm_tuning", tuning)
         print(f"wrote {out} (decode: alpha {best['alpha']:g}, beta {best['beta']:g})")
     return 0
 

@@ -34,11 +34,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help="results JSON")
     ap.add_argument("--thresholds", type=float, nargs="+", default=[0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
     ap.add_argument("--min-frames", type=int, nargs="+", default=[0, 2, 4, 6, 8, 10, 12, 16])
-    ap.add_argument("--split", default=None, help="keep only manifest records of this split")
-    ap.add_argument("--limit", type=int, default=None, help="use at most N songs")
-    ap.add_argument("--no-separation", action="store_true", help="skip vocal separation")
-    ap.add_argument("--save-bundle", default=None, help="write a copy of the bundle with the best values")
-    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    recipe.add_tuning_args(ap, "onset threshold and minimum note length")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     return recipe.run("tune_notes", run, args)
@@ -63,20 +59,14 @@ def run(args: argparse.Namespace) -> int:
     write_json(args.out, result)
     print(f"wrote {args.out}")
     if args.save_bundle:
-        bundle.config["decode"] = {
+        decode = {
             **(bundle.config.get("decode") or {}),
             "onset_threshold": best["onset_threshold"],
             "min_note_frames": best["min_note_frames"],
         }
-        bundle.config["notes_tuning"] = {
-            "data": result["data"],
-            "n_items": result["n_items"],
-            "best": best,
-            "thresholds": sorted(args.thresholds),
-            "min_frames": sorted(args.min_frames),
-        }
-        out = bundle.save(args.save_bundle)
-        Bundle.load(out)  # verify what was written
+        tuning = {"data": result["data"], "n_items": result["n_items"], "best": best,
+                  "thresholds": sorted(args.thresholds), "min_frames": sorted(args.min_frames)}  # fmt: skip
+        out = bundle.save_tuned(args.save_bundle, decode, "notes_tuning", tuning)
         print(
             f"wrote {out} (decode: onset threshold {best['onset_threshold']:g}, minimum {best['min_note_frames']} frames)"
         )

@@ -88,6 +88,17 @@ class Bundle:
         return cls(config, state)
 
     # -- saving / loading --------------------------------------------------------------------
+    def save_tuned(
+        self, path: str | os.PathLike[str], decode: dict[str, Any], name: str, tuning: dict
+    ) -> Path:
+        """Save a copy that decodes with ``decode`` (its ``decode`` entry) and records how those values
+        were found as ``config[name]`` (e.g. ``lm_tuning``); the copy is loaded back to verify it."""
+        self.config["decode"] = decode
+        self.config[name] = tuning
+        out = self.save(path)
+        Bundle.load(out)
+        return out
+
     def save(
         self,
         path: str | os.PathLike[str],

@@ -28,3 +28,13 @@ def run(name: str, fn: Callable[[argparse.Namespace], int], args: argparse.Names
     except SingalignError as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         return 1
+
+
+def add_tuning_args(ap: argparse.ArgumentParser, tuned: str) -> None:
+    """The options every decoder-tuning recipe (``tune_lm``, ``tune_notes``) shares: which validation
+    records, separation, progress bars, and ``--save-bundle`` for a copy carrying the ``tuned`` values."""
+    ap.add_argument("--split", default=None, help="keep only manifest records of this split")
+    ap.add_argument("--limit", type=int, default=None, help="use at most N items")
+    ap.add_argument("--no-separation", action="store_true", help="manifest records: skip vocal separation")
+    ap.add_argument("--save-bundle", default=None, help=f"write a copy of the bundle with the best {tuned}")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
