@@ -85,15 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"WER {rates['wer']:.1%}, CER {rates['cer']:.1%} (this one song; synthetic singing)")
     ref_notes = Path(args.song).with_suffix(".notes.txt")
     if ref_notes.exists() and result.notes:
-        import numpy as np
-
-        from singalign.metrics import midi_to_hz, note_scores
+        from singalign.metrics import event_note_scores
         from singalign.scoring import read_note_file
 
-        iv, hz = read_note_file(ref_notes)
-        est_iv = np.array([[n.onset, n.offset] for n in result.notes])
-        est_hz = midi_to_hz(np.array([n.pitch for n in result.notes], dtype=float))
-        sc = note_scores(np.array(iv), np.array(hz), est_iv, est_hz)
+        sc = event_note_scores(*read_note_file(ref_notes), result.notes)
         print(
             "notes against the reference (mir_eval): "
             + ", ".join(f"{m} F {sc[m]['f']:.1%}" for m in ("COn", "COnP", "COnPOff"))

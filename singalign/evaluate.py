@@ -37,6 +37,14 @@ from singalign.errors import SingalignError
 log = logging.getLogger(__name__)
 
 
+def reference_notes(record: Record, shift_t: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(intervals (n, 2) in s from ``shift_t``, pitches in Hz with the record's ``pitch_shift``)."""
+    from singalign.metrics import midi_to_hz
+
+    iv = np.array([[n.onset - shift_t, n.offset - shift_t] for n in record.notes], dtype=float).reshape(-1, 2)
+    return iv, midi_to_hz(np.array([n.pitch + record.pitch_shift for n in record.notes], dtype=float))
+
+
 @contextlib.contextmanager
 def record_audio(record: Record) -> Iterator[tuple[str, float]]:
     """(audio file, start in the song in s) of a record; a segment is cut into a temporary file."""
@@ -83,7 +91,7 @@ def evaluate_records(
 
     from singalign import decode
     from singalign.files import write_json, write_jsonl
-    from singalign.metrics import ALIGNMENT_TOLERANCE, error_rates, midi_to_hz, note_scores, word_onset_errors
+    from singalign.metrics import ALIGNMENT_TOLERANCE, error_rates, event_note_scores, word_onset_errors
     from singalign.transcribe import TranscribeOptions, Transcriber
 
     tr = Transcriber(bundle, options or TranscribeOptions(keep_frames=False))
@@ -120,11 +128,7 @@ def evaluate_records(
             onset_errors.append(err)
             n_align_ref += len(r.words)
         if r.notes and res.notes is not None and bundle.model_config.has_pitch_onset:
-            ref_iv = np.array([[n.onset - shift_t, n.offset - shift_t] for n in r.notes])
-            ref_hz = midi_to_hz(np.array([n.pitch + r.pitch_shift for n in r.notes]))
-            est_iv = np.array([[n.onset, n.offset] for n in res.notes]).reshape(-1, 2)
-            est_hz = midi_to_hz(np.array([n.pitch for n in res.notes], dtype=float))
-            row["notes"] = note_scores(ref_iv, ref_hz, est_iv, est_hz)
+            row["notes"] = event_note_scores(*reference_notes(r, shift_t), res.notes)
             notes_rows.append(row["notes"])
         refs.append(r.text)
         hyps.append(hyp)
@@ -204,7 +208,7 @@ def evaluate_prepared(
     from singalign.data.prepared import PreparedSet, collate
     from singalign.files import write_json, write_jsonl
     from singalign.metrics import error_rates
-    from singalign.train import forward_batch
+    from singalign.train import forward_batch, pitch_frame_errors
     from singalign.transcribe import decode_options_for
 
     if not bundle.model_config.has_lyrics:
@@ -237,11 +241,8 @@ def evaluate_prepared(
                     row[f"hypothesis_{k}"] = " ".join(dec.decode_text(logp[i, :n], opts).split())
                 rows.append(row)
             if "pitch_logits" in out:
-                pred = out["pitch_logits"].argmax(-1)
-                for i, n in enumerate(batch["lengths"].tolist()):
-                    if batch["has_notes"][i]:
-                        frames += n
-                        pitch_errors += int((pred[i, :n] != batch["pitch"][i, :n]).sum())
+                f, e = pitch_frame_errors(out, batch)
+                frames, pitch_errors = frames + f, pitch_errors + e
             bar.update(len(items))
     bar.close()
     refs = [r["reference"] for r in rows]
@@ -412,8 +413,6 @@ def manifest_note_posteriors(
     """
     from tqdm import tqdm
 
-    from singalign.metrics import midi_to_hz
-
     out = []
     for r in tqdm(records, desc="posteriors", unit="item", disable=not progress):
         if not r.notes:
@@ -428,8 +427,7 @@ def manifest_note_posteriors(
                 "pitch_probs": post["pitch_probs"],
                 "onset_probs": post["onset_probs"],
                 "duration": duration,
-                "ref_intervals": np.array([[n.onset - shift_t, n.offset - shift_t] for n in r.notes]),
-                "ref_hz": midi_to_hz(np.array([n.pitch + r.pitch_shift for n in r.notes], dtype=float)),
+                **dict(zip(("ref_intervals", "ref_hz"), reference_notes(r, shift_t), strict=True)),
             }
         )
     return out
@@ -439,12 +437,10 @@ def item_note_scores(item: dict[str, Any], options) -> dict[str, dict[str, float
     """COn/COnP/COnPOff of one item of :func:`manifest_note_posteriors` decoded with ``options``
     (``decode.notes_from_posteriors``, as ``Transcriber`` decodes notes)."""
     from singalign.decode import notes_from_posteriors
-    from singalign.metrics import midi_to_hz, note_scores
+    from singalign.metrics import event_note_scores
 
     notes = notes_from_posteriors(item["pitch_probs"], item["onset_probs"], options, item["duration"])
-    est_iv = np.array([[n.onset, n.offset] for n in notes]).reshape(-1, 2)
-    est_hz = midi_to_hz(np.array([n.pitch for n in notes], dtype=float))
-    return note_scores(item["ref_intervals"], item["ref_hz"], est_iv, est_hz)
+    return event_note_scores(item["ref_intervals"], item["ref_hz"], notes)
 
 
 def tune_notes(

@@ -271,6 +271,16 @@ def note_scores(
     }
 
 
+def event_note_scores(ref_intervals, ref_pitches_hz, notes) -> dict[str, dict[str, float]]:
+    """:func:`note_scores` of transcribed notes: objects with ``onset``, ``offset`` (s) and ``pitch``
+    (MIDI), e.g. ``singalign.result.NoteEvent``."""
+    est_iv = np.array([[n.onset, n.offset] for n in notes], dtype=float).reshape(-1, 2)
+    est_hz = midi_to_hz(np.array([n.pitch for n in notes], dtype=float))
+    return note_scores(
+        np.asarray(ref_intervals, dtype=float), np.asarray(ref_pitches_hz, dtype=float), est_iv, est_hz
+    )
+
+
 def midi_to_hz(midi: np.ndarray | Sequence[float]) -> np.ndarray:
     """MIDI note numbers to Hz (A4 = 69 = 440 Hz)."""
     return 440.0 * 2.0 ** ((np.asarray(midi, dtype=float) - 69.0) / 12.0)

@@ -227,6 +227,17 @@ def batch_loss(
 # ----------------------------------------------------------------------------- evaluation
 
 
+def pitch_frame_errors(out: dict[str, Any], batch: dict[str, Any]) -> tuple[int, int]:
+    """(frames, frames whose argmax pitch class is wrong) over the items of a batch that have notes."""
+    pred = out["pitch_logits"].argmax(-1).cpu()
+    frames = errors = 0
+    for i, n in enumerate(batch["lengths"].tolist()):
+        if batch["has_notes"][i]:
+            frames += n
+            errors += int((pred[i, :n] != batch["pitch"][i, :n]).sum())
+    return frames, errors
+
+
 def evaluate(model, data, cfg: TrainConfig, device) -> dict[str, float]:
     """Greedy-decode WER/CER for lyrics models, framewise pitch error for pitch models.
 
@@ -251,11 +262,8 @@ def evaluate(model, data, cfg: TrainConfig, device) -> dict[str, float]:
                     hyps.append(ctc_greedy(logp[i, :n])[0])
                     refs.append(batch["texts"][i])
             if "pitch_logits" in out:
-                pred = out["pitch_logits"].argmax(-1).cpu()
-                for i, n in enumerate(batch["lengths"].tolist()):
-                    if batch["has_notes"][i]:
-                        frames += n
-                        errors += int((pred[i, :n] != batch["pitch"][i, :n]).sum())
+                f, e = pitch_frame_errors(out, batch)
+                frames, errors = frames + f, errors + e
     model.train()
     result: dict[str, float] = {}
     if hyps:
