@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from singalign.errors import BundleError, MissingWeightsError
+from singalign.errors import BundleError, MissingWeightsError, SingalignError
 
 #: The umxhq vocals weights file name (Zenodo record 3370489) and where we look for it.
 UMXHQ_VOCALS_FILE = "vocals-b62c91ce.pth"
@@ -167,8 +167,6 @@ def stem_pairs(roots: list[str | os.PathLike[str]]) -> list[tuple[str, str, str]
     """``(song id, vocals file, accompaniment file)`` for every ``<id>/vocals.flac`` +
     ``<id>/accompaniment.flac`` under the given stems folders (the layout ``singalign synth songs``
     writes), sorted by id within each folder. A missing folder is a ``SingalignError``."""
-    from singalign.errors import SingalignError
-
     out = []
     for root in roots:
         if not Path(root).is_dir():
@@ -211,8 +209,6 @@ def evaluate_separator(
 def _frames(path: str, rate: int) -> int:
     """The length of a stem in frames; it must be at the separator's rate (stems are not resampled)."""
     import soundfile as sf
-
-    from singalign.errors import SingalignError
 
     info = sf.info(path)
     if info.samplerate != rate:
