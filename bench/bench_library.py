@@ -118,6 +118,7 @@ def _word(k: int) -> str:
 def _fill(db_path: Path, n: int, dim: int, seed: int = 0) -> None:
     """A library of ``n`` tracks with random unit embeddings and Zipfian lyrics (see the docstring)."""
     from singalign.library import Library
+    from singalign.ranking import match_text
 
     Library(db_path, create=True).close()
     rng = np.random.default_rng(seed)
@@ -137,9 +138,13 @@ def _fill(db_path: Path, n: int, dim: int, seed: int = 0) -> None:
             m = min(10000, n - start)
             vec = rng.standard_normal((m, dim)).astype(np.float32)
             vec /= np.linalg.norm(vec, axis=1, keepdims=True)
+            texts = [lyrics() for _ in range(m)]
             db.executemany(
-                "INSERT INTO tracks(id, path, sha256, transcript) VALUES (?, ?, ?, ?)",
-                ((start + i + 1, f"/music/{start + i}.mp3", f"{start + i:064x}", lyrics()) for i in range(m)),
+                "INSERT INTO tracks(id, path, sha256, transcript, heard_match) VALUES (?, ?, ?, ?, ?)",
+                (
+                    (start + i + 1, f"/music/{start + i}.mp3", f"{start + i:064x}", t, match_text(t))
+                    for i, t in enumerate(texts)
+                ),
             )
             db.executemany(
                 "INSERT INTO embeddings(track_id, space, vector) VALUES (?, ?, ?)",

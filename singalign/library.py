@@ -4,7 +4,8 @@ Commands: ``singalign index add PATH... --db LIB``, ``singalign index info --db 
 and tagging (``singalign search``, ``singalign tag``) are in ``singalign.search``, rank fusion in
 ``singalign.ranking``.
 
-Schema (``SCHEMA_VERSION`` 2; a v1 file is upgraded in place when opened: v2 added ``heard``)::
+Schema (``SCHEMA_VERSION`` 3; an older file is upgraded in place when opened: v2 added ``heard``,
+v3 ``heard_match``)::
 
     meta(key TEXT PRIMARY KEY, value TEXT)
         schema_version, model (fingerprint: SHA-256 of the bundle's weights and head), bundle (its
@@ -15,6 +16,9 @@ Schema (``SCHEMA_VERSION`` 2; a v1 file is upgraded in place when opened: v2 add
         transcript TEXT (lyrics, one line per line), words TEXT (JSON [{"word","start","end"}]),
         heard TEXT (the transcript decoded without the language model: what was heard letter by
         letter, which lyrics search matches approximately; '' in tracks indexed by v1),
+        heard_match BLOB (what the approximate match reads: ``heard``, or the transcript where it is
+        '', as ``ranking.match_text`` spells it, stored so that a query does not re-spell hundreds
+        of candidate texts),
         notes TEXT (JSON summary {"n_notes","pitch_min","pitch_max","pitch_median","notes_per_minute"}))
     embeddings(track_id -> tracks.id ON DELETE CASCADE, space TEXT ("tags" | "lyrics"),
         vector BLOB (float32 little-endian, embed_dim values, unit norm), PRIMARY KEY(track_id, space))
@@ -44,10 +48,11 @@ Lyrics search ranks by the approximate character match of the phrase in what was
 two rankings), ties broken by FTS5 (exact phrase matches, then BM25 of the words; a bounded number
 of tracks scored per query, ``Library.search_fts``) fused with the lyric-text embedding. Fusing
 rankings reads only the ranks the fused top needs (``ranking.fuse_top``, equal to fusing the whole
-lists). At 100k tracks on two cores (``bench/bench_library.py``, measured before the approximate
-match was added): a text or ``--like`` search takes about 4 ms once the matrices are loaded, a
-lyrics search about 10 ms (median) and 30 ms (p99); the approximate match over at most 400
-candidates adds about 20 ms (measured on a busy machine); embedding the query text comes on top.
+lists). At 100k tracks on two idle cores (``bench/bench_library.py --search-only``, synthetic Zipf
+lyrics, the query vector given): a text or ``--like`` search takes about 2.5 ms (p99 3 ms) once the
+matrices are loaded, a lyrics search about 21 ms (median) and 40 ms (p99), of which the approximate
+match over at most a few hundred candidates is about 10 ms; embedding a typed query (MiniLM) adds
+about 6.5 ms.
 """
 
 from __future__ import annotations
@@ -68,11 +73,11 @@ import numpy as np
 
 from singalign.errors import SingalignError, file_error
 from singalign.metrics import normalize_for_scoring
-from singalign.ranking import VectorRanking
+from singalign.ranking import VectorRanking, match_costs, match_text, query_text
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: FTS candidates considered by a lyrics search.
 FTS_CANDIDATES = 200
 #: Most tracks one stage of a lyrics query scores with BM25 (FTS5 spends about 2 us per scored
@@ -88,8 +93,6 @@ FUZZY_ALL_TRACKS = 1000
 #: FTS5's bm25() constants: a word adds at most idf * (k1 + 1) to a track's score.
 _BM25_K1, _BM25_B = 1.2, 0.75
 
-#: the text lyrics search matches approximately: what was heard, else (v1 tracks) the transcript
-_HEARD = "CASE WHEN heard != '' THEN heard ELSE transcript END"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -104,7 +107,8 @@ CREATE TABLE IF NOT EXISTS tracks(
     transcript TEXT NOT NULL DEFAULT '',
     words TEXT NOT NULL DEFAULT '[]',
     notes TEXT NOT NULL DEFAULT '{}',
-    heard TEXT NOT NULL DEFAULT ''
+    heard TEXT NOT NULL DEFAULT '',
+    heard_match BLOB NOT NULL DEFAULT x''
 );
 CREATE INDEX IF NOT EXISTS tracks_sha ON tracks(sha256);
 CREATE TABLE IF NOT EXISTS embeddings(
@@ -191,14 +195,24 @@ class Library:
         version = self.get_meta("schema_version")
         if version is None:
             self.set_meta({"schema_version": str(SCHEMA_VERSION)})
-        elif int(version) == 1:  # v2 added tracks.heard; v1 tracks keep '' (search uses the transcript)
-            with self._transaction():
-                self.db.execute("ALTER TABLE tracks ADD COLUMN heard TEXT NOT NULL DEFAULT ''")
-                self.db.execute(
-                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
-                )
+        elif int(version) in (1, 2):
+            self._upgrade(int(version))
         elif int(version) != SCHEMA_VERSION:
             raise SingalignError(f"{self.path}: library schema v{version}, this code reads v{SCHEMA_VERSION}")
+
+    def _upgrade(self, version: int) -> None:
+        """Bring a v1 or v2 file to ``SCHEMA_VERSION`` in one transaction (v1 tracks keep heard = ''
+        and are matched by their transcript)."""
+        with self._transaction():
+            if version == 1:
+                self.db.execute("ALTER TABLE tracks ADD COLUMN heard TEXT NOT NULL DEFAULT ''")
+            self.db.execute("ALTER TABLE tracks ADD COLUMN heard_match BLOB NOT NULL DEFAULT x''")
+            rows = self.db.execute("SELECT id, heard, transcript FROM tracks").fetchall()
+            self.db.executemany(
+                "UPDATE tracks SET heard_match = ? WHERE id = ?",
+                ((match_text(heard or transcript), tid) for tid, heard, transcript in rows),
+            )
+            self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         self.db.close()
@@ -299,8 +313,8 @@ class Library:
         with self._transaction():
             self.db.execute("DELETE FROM tracks WHERE path = ?", (path,))
             cur = self.db.execute(
-                "INSERT INTO tracks(path, sha256, size, mtime, duration, added, transcript, words, notes, heard) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO tracks(path, sha256, size, mtime, duration, added, transcript, words, notes, heard, "
+                "heard_match) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     path,
                     sha,
@@ -312,6 +326,7 @@ class Library:
                     json.dumps(a.words),
                     json.dumps(a.notes),
                     a.heard,
+                    match_text(a.heard or a.transcript),
                 ),
             )
             tid = int(cur.lastrowid)
@@ -389,7 +404,8 @@ class Library:
 
     def fuzzy_costs(self, phrase: str, candidates: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(track ids, costs): the approximate match of ``phrase`` in what was heard in each track
-        (fewest character edits to some stretch of it, ``ranking.approximate_match_costs``), for
+        (fewest character edits to some stretch of it, ``ranking.match_costs`` over the stored
+        ``heard_match``), for
         every track when the library has at most ``FUZZY_ALL_TRACKS``, else for the ``candidates``
         (a 5-word phrase costs about 20 ms per 200k characters on 2 cores).
 
@@ -397,23 +413,21 @@ class Library:
         and the language model's transcript can replace misheard words with other real words; the
         text decoded without it, matched letter by letter, keeps the trace (see ``search_library``).
         """
-        from singalign.ranking import approximate_match_costs
-
         # "at most FUZZY_ALL_TRACKS tracks" without counting all of them (COUNT(*) took 3 ms at 100k)
         small = (
             self.db.execute("SELECT 1 FROM tracks LIMIT 1 OFFSET ?", (FUZZY_ALL_TRACKS,)).fetchone() is None
         )
         if small:
-            rows = self.db.execute(f"SELECT id, {_HEARD} FROM tracks ORDER BY id").fetchall()
+            rows = self.db.execute("SELECT id, heard_match FROM tracks ORDER BY id").fetchall()
         elif candidates:
             marks = ",".join("?" * len(candidates))
             rows = self.db.execute(
-                f"SELECT id, {_HEARD} FROM tracks WHERE id IN ({marks}) ORDER BY id", list(candidates)
+                f"SELECT id, heard_match FROM tracks WHERE id IN ({marks}) ORDER BY id", list(candidates)
             ).fetchall()
         else:
             rows = []
         ids = np.array([r[0] for r in rows], np.int64)
-        return ids, approximate_match_costs(phrase, [r[1] for r in rows])
+        return ids, match_costs(query_text(phrase), [r[1] for r in rows])
 
     def search_fts(self, phrase: str, limit: int = FTS_CANDIDATES) -> list[int]:
         """Track ids whose transcript matches ``phrase``, best first: exact phrase matches first (by

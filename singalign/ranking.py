@@ -143,14 +143,19 @@ def approximate_match_costs(query: str, texts: list[str], chunk: int = 1024) -> 
     transcript is, ``query_text``). (N,) int32: 0 means the query occurs as it is.
 
     A query sung and then transcribed with errors still lies close to a stretch of the transcript,
-    where word matching (FTS) finds nothing when every word has one wrong letter. Queries up to 64
-    characters run Myers' bit-vector algorithm (1999) over overlapping pieces of every text at once
-    (about 2,000 numpy operations per query, each over all pieces); longer ones the dynamic
-    programme (``len(query)`` times more work), in chunks of texts of similar length.
+    where word matching (FTS) finds nothing when every word has one wrong letter. See
+    ``match_costs`` for texts already spelled (the library stores them so).
     """
-    q = query_text(query)
-    norm = [match_text(t) for t in texts]
-    out = np.full(len(texts), len(q), np.int32)  # an empty text: delete the whole query
+    return match_costs(query_text(query), [match_text(t) for t in texts], chunk)
+
+
+def match_costs(q: bytes, norm: list[bytes], chunk: int = 1024) -> np.ndarray:
+    """``approximate_match_costs`` of a query and texts already spelled by ``query_text`` and
+    ``match_text``. Queries up to 64 characters run Myers' bit-vector algorithm (1999) over
+    overlapping pieces of every text at once (about 2,000 numpy operations per query, each over all
+    pieces); longer ones the dynamic programme (``len(q)`` times more work), in chunks of texts of
+    similar length."""
+    out = np.full(len(norm), len(q), np.int32)  # an empty text: delete the whole query
     if not q:
         out[:] = 0
         return out

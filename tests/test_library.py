@@ -419,22 +419,36 @@ def test_lyrics_search_finds_a_line_whose_every_word_was_misheard(tmp_path, monk
     assert search_library(lib, None, lyrics="golden river flows", top=1)[0]["path"] == "/m/2.wav"
 
 
-def test_a_v1_library_is_upgraded_in_place_and_keeps_its_tracks(tmp_path):
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_library_is_upgraded_in_place_and_keeps_its_tracks(tmp_path, version):
     from singalign import library
 
-    path = tmp_path / "v1.db"
+    path = tmp_path / f"v{version}.db"
     db = sqlite3.connect(path)
-    db.executescript(library._SCHEMA.replace(",\n    heard TEXT NOT NULL DEFAULT ''", ""))  # the v1 tables
-    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    schema = library._SCHEMA.replace(",\n    heard_match BLOB NOT NULL DEFAULT x''", "")  # v2
+    if version == 1:
+        schema = schema.replace(",\n    heard TEXT NOT NULL DEFAULT ''", "")
+    db.executescript(schema)
+    db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(version),))
     db.execute(
-        "INSERT INTO tracks(id, path, sha256, transcript) VALUES (1, '/m/a.wav', 'x', 'blue moon rising')"
+        "INSERT INTO tracks(id, path, sha256, transcript) VALUES (1, '/m/a.wav', 'x', 'Blue moon rising')"
     )
-    db.execute("INSERT INTO lyrics_fts(rowid, transcript) VALUES (1, 'blue moon rising')")
+    db.execute("INSERT INTO lyrics_fts(rowid, transcript) VALUES (1, 'Blue moon rising')")
+    if version == 2:  # heard, when there is one, is what the approximate match reads
+        db.execute(
+            "INSERT INTO tracks(id, path, sha256, transcript, heard) VALUES (2, '/m/b.wav', 'y', 'a b', 'GREY SKY!')"
+        )
+        db.execute("INSERT INTO lyrics_fts(rowid, transcript) VALUES (2, 'a b')")
     db.commit()
-    assert "heard" not in [r[1] for r in db.execute("PRAGMA table_info(tracks)")]
+    columns = [r[1] for r in db.execute("PRAGMA table_info(tracks)")]
+    assert "heard_match" not in columns and ("heard" in columns) == (version == 2)
     db.close()
     lib = Library(path)
-    assert lib.get_meta("schema_version") == "2" and lib.track(1)["heard"] == ""
+    assert lib.get_meta("schema_version") == "3" and lib.track(1)["heard"] == ""
+    stored = dict(lib.db.execute("SELECT id, heard_match FROM tracks"))
+    assert stored[1] == b"blue moon rising" and stored.get(2, b"grey sky") == b"grey sky"
     assert search_library(lib, None, lyrics="blu moon", top=1) == [{"path": "/m/a.wav", "score": 0.875}]
+    if version == 2:
+        assert search_library(lib, None, lyrics="grey ski", top=1)[0]["path"] == "/m/b.wav"
     lib.close()
     Library(path).close()  # opening it again changes nothing
