@@ -204,6 +204,8 @@ class Library:
         """Bring a v1 or v2 file to ``SCHEMA_VERSION`` in one transaction (v1 tracks keep heard = ''
         and are matched by their transcript)."""
         with self._transaction():
+            if self.get_meta("schema_version") != str(version):  # another process upgraded it meanwhile
+                return
             if version == 1:
                 self.db.execute("ALTER TABLE tracks ADD COLUMN heard TEXT NOT NULL DEFAULT ''")
             self.db.execute("ALTER TABLE tracks ADD COLUMN heard_match BLOB NOT NULL DEFAULT x''")

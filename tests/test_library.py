@@ -450,5 +450,7 @@ def test_an_older_library_is_upgraded_in_place_and_keeps_its_tracks(tmp_path, ve
     assert search_library(lib, None, lyrics="blu moon", top=1) == [{"path": "/m/a.wav", "score": 0.875}]
     if version == 2:
         assert search_library(lib, None, lyrics="grey ski", top=1)[0]["path"] == "/m/b.wav"
+    lib._upgrade(version)  # a second process that read the old version before this one upgraded
+    assert lib.get_meta("schema_version") == "3"
     lib.close()
     Library(path).close()  # opening it again changes nothing
