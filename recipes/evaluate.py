@@ -15,6 +15,8 @@ greedy against beam + LM); --align scores forced alignment of the reference lyri
 the model with the items' true notes, as in training's validation. That is how an oracle-mode bundle
 (which cannot transcribe audio) is compared with the others on the same items, as in the paper's
 Table 1; lyrics only (no note scores, no alignment), on segments rather than whole songs.
+--withhold-notes (with --prepared) is an ablation: the lyrics CRNN gets zeros in place of its
+pitch/onset input, so the difference to the normal score shows how much a model uses its notes.
 """
 
 import json
@@ -56,7 +58,14 @@ def main(argv=None) -> int:
         action="store_true",
         help="also force-align the reference lyrics and score word onsets (mean abs error, within 0.3 s)",
     )
+    ap.add_argument(
+        "--withhold-notes",
+        action="store_true",
+        help="with --prepared: zeros in place of the lyrics CRNN's pitch/onset input (an ablation)",
+    )
     args = ap.parse_args(argv)
+    if args.withhold_notes and not args.prepared:
+        ap.error("--withhold-notes needs --prepared")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     labels = args.label or [
         Path(b).parent.name if Path(b).name == "best" else Path(b).name for b in args.bundle
@@ -104,7 +113,9 @@ def _prepared(args, labels: list[str], decode: dict) -> int:
     summaries = {}
     for label, path in zip(labels, args.bundle, strict=True):
         out = Path(args.out) / label if len(args.bundle) > 1 else Path(args.out)
-        summaries[label] = evaluate_prepared(Bundle.load(path), args.prepared, out, decode, _decoders(args))
+        summaries[label] = evaluate_prepared(
+            Bundle.load(path), args.prepared, out, decode, _decoders(args), withhold_notes=args.withhold_notes
+        )
         keys = ("decoding", "wer", "cer", "decoders", "pitch_frame_error")
         print(label, json.dumps({k: summaries[label][k] for k in keys if k in summaries[label]}))
     write_text(Path(args.out) / "tables.txt", tables(summaries))

@@ -181,6 +181,7 @@ def evaluate_prepared(
     decoders: dict[str, dict[str, Any]] | None = None,
     batch_size: int = 8,
     progress: bool = True,
+    withhold_notes: bool = False,
 ) -> dict[str, Any]:
     """Score a lyrics bundle on prepared items (``recipes/features.py``): any mode, oracle included.
 
@@ -196,6 +197,9 @@ def evaluate_prepared(
         out_dir: where ``hypotheses.jsonl`` and ``summary.json`` go (as ``evaluate_records``).
         decode: ``DecodeOptions`` fields over the bundle's decoding (``transcribe.decode_options_for``).
         decoders: more decodings of the same pass, ``{label: DecodeOptions fields}``.
+        withhold_notes: an ablation: the lyrics CRNN gets zeros in place of its pitch/onset input
+            (the true notes for oracle models, CRNN-1's estimates for multitask ones), as speech does
+            in training. The difference to the normal score is how much the model uses that input.
 
     Returns:
         The summary: ``wer``, ``cer`` and the edit counts over all items, ``decoders``, and
@@ -232,7 +236,8 @@ def evaluate_prepared(
                     f"{folders[0]}: {items[0]['features'].shape[1]} mel bands, the bundle's features have {n_mels}"
                 )
             batch = collate(items)
-            out = forward_batch(model, batch, torch.device("cpu"))
+            fed = {**batch, "has_notes": torch.zeros_like(batch["has_notes"])} if withhold_notes else batch
+            out = forward_batch(model, fed, torch.device("cpu"))
             logp = out["char_logits"].float().log_softmax(-1).numpy()
             for i, n in enumerate(out["ctc_lengths"].tolist()):
                 row = {"id": batch["ids"][i], "reference": batch["texts"][i]}
@@ -254,6 +259,7 @@ def evaluate_prepared(
         "mode": bundle.model_config.mode,
         "data": [str(f) for f in folders],
         "items": "prepared segments, ground-truth notes given to the model (oracle mode uses them)",
+        "notes_input": "withheld (zeros)" if withhold_notes else "given",
         "n_items": len(rows),
         "decoding": main_opts.method + (" + LM" if main_opts.method == "beam" and main_opts.lm_path else ""),
         **{

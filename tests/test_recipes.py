@@ -109,6 +109,14 @@ def test_chain_on_tiny_synthetic_corpora(tmp_path):
     assert prep_a["n_items"] >= 2 and prep_a["decoding"] == "greedy" and "pitch_frame_error" in prep_a
     assert prep_a["wer"] == json.loads((w / "eval_prep/b/summary.json").read_text())["wer"]
     assert "Table 1" in (w / "eval_prep/tables.txt").read_text()
+    # the notes-input ablation runs through the recipe, and only on prepared items
+    _run("recipes/evaluate.py", "--prepared", str(w / "prep"), "--bundle", str(w / "run/best"), "--greedy",
+         "--withhold-notes", "--out", str(w / "eval_withheld"))  # fmt: skip
+    assert json.loads((w / "eval_withheld/summary.json").read_text())["notes_input"] == "withheld (zeros)"
+    bad = subprocess.run([sys.executable, "recipes/evaluate.py", "--manifest", str(w / "m/songs.jsonl"), "--bundle",
+                          str(w / "run/best"), "--withhold-notes", "--out", str(w / "x")],
+                         capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert bad.returncode == 2 and "--withhold-notes needs --prepared" in bad.stderr
     # the note decoding tuned on the songs, saved into a copy of the bundle that transcribes with it
     out = _run("recipes/tune_notes.py", "--bundle", str(w / "run/best"), "--manifest", str(w / "m/songs.jsonl"),
                "--no-separation", "--thresholds", "0.3", "0.6", "--min-frames", "0", "4", "--out", str(w / "notes.json"),

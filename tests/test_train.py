@@ -88,6 +88,34 @@ def test_evaluate_prepared_scores_oracle_models_with_the_true_notes(tmp_path):
     assert 0.0 <= summary["pitch_frame_error"] <= 1.0
 
 
+def test_withholding_notes_feeds_the_lyrics_crnn_zeros(tmp_path):
+    """The ablation of recipes/evaluate.py --withhold-notes: the oracle model's hypotheses are then
+    those of its zero pitch/onset input, whatever the true notes are."""
+    from singalign.decode import DecodeOptions, decode_text
+
+    items = [{"id": "a", "text": "la la", "n_frames": 60, "kind": "song", "notes": [(5, 30, 62)]},
+             {"id": "b", "text": "oh", "n_frames": 50, "kind": "song", "notes": [(0, 20, 70)]}]  # fmt: skip
+    data = make_prepared(tmp_path / "data", items)
+    torch.manual_seed(1)
+    oracle = Bundle.load(init_bundle(tmp_path / "oracle", "tiny", "oracle"))
+    summary = evaluate_prepared(oracle, [data], tmp_path / "ev", {"method": "greedy"}, progress=False,
+                                withhold_notes=True)  # fmt: skip
+    assert summary["notes_input"] == "withheld (zeros)" and summary["n_items"] == 2
+    rows = [json.loads(x) for x in (tmp_path / "ev/hypotheses.jsonl").read_text().splitlines()]
+    model = oracle.build_model().eval()
+    batch = collate([PreparedSet.load(str(data))[i] for i in range(2)])
+    batch["pitch"][:] = 40  # other notes: irrelevant once withheld
+    with torch.no_grad():
+        out = forward_batch(model, {**batch, "has_notes": torch.zeros(2)}, torch.device("cpu"))
+    logp = out["char_logits"].float().log_softmax(-1).numpy()
+    expected = [" ".join(decode_text(logp[i, :n], DecodeOptions(method="greedy")).split())
+                for i, n in enumerate(out["ctc_lengths"].tolist())]  # fmt: skip
+    assert [r["hypothesis"] for r in rows] == expected
+    with torch.no_grad():
+        given = forward_batch(model, batch, torch.device("cpu"))["char_logits"]
+    assert not torch.allclose(given, out["char_logits"])  # given notes do reach the model
+
+
 def _resume_cfg(tmp_path, name):
     items = [{"id": f"s{i}", "text": t, "n_frames": 40 + 7 * i, "kind": "song" if i % 3 else "speech",
               "notes": [(3, 20, 60 + i)] if i % 3 else []}
