@@ -15,7 +15,13 @@ the commonest words are in every song, as "I", "you" and "the" are). Text and ly
 use random unit vectors for the embedded query ("text query embedding" gives MiniLM's own cost,
 which a text or lyrics query adds). "vector kernel" is the numpy cosine top-10 alone. Lyrics
 queries are five consecutive words of a random track's stored lyrics; R@1 counts that track first.
-``--db-dir`` keeps the built libraries there and reuses them (building 100k tracks takes ~30 s).
+Every track also stores packed CTC posteriors of a 3.5-minute song (6,560 frames; one of 64
+simulated blobs, ``decode.simulate_posteriors`` sharpened to about 290 bytes a second, where the
+real model's take about 190: 100k tracks make a 6 GB file): lyrics search is timed as a pre-v4
+library runs it (no posteriors checked; its R@1) and as v4 runs it, checking the phrase in the
+posteriors of the best candidates (``search.spot_rerank``; the blobs are not the tracks' lyrics, so
+no R@1 there).
+``--db-dir`` keeps the built libraries there and reuses them (building 100k tracks takes a few minutes).
 Threads: torch uses 2 (both cores).
 """
 
@@ -115,7 +121,7 @@ def _word(k: int) -> str:
     return "w" + out
 
 
-def _fill(db_path: Path, n: int, dim: int, seed: int = 0) -> None:
+def _fill(db_path: Path, n: int, dim: int, seed: int = 0, posteriors: bool = True) -> None:
     """A library of ``n`` tracks with random unit embeddings and Zipfian lyrics (see the docstring)."""
     from singalign.library import Library
     from singalign.ranking import match_text
@@ -132,6 +138,7 @@ def _fill(db_path: Path, n: int, dim: int, seed: int = 0) -> None:
         verses, chorus = [line() for _ in range(int(rng.integers(12, 20)))], [line() for _ in range(4)]
         return "\n".join(verses[:6] + chorus + verses[6:12] + chorus + verses[12:] + chorus)
 
+    pool = _posterior_pool(rng) if posteriors else []
     db = sqlite3.connect(db_path)
     with db:
         for start in range(0, n, 10000):
@@ -150,8 +157,26 @@ def _fill(db_path: Path, n: int, dim: int, seed: int = 0) -> None:
                 "INSERT INTO embeddings(track_id, space, vector) VALUES (?, ?, ?)",
                 ((start + i + 1, s, vec[i].tobytes()) for i in range(m) for s in ("tags", "lyrics")),
             )
+            if pool:
+                db.executemany(
+                    "INSERT INTO posteriors(track_id, packed) VALUES (?, ?)",
+                    ((start + i + 1, pool[(start + i) % len(pool)]) for i in range(m)),
+                )
         db.execute("INSERT INTO lyrics_fts(rowid, transcript) SELECT id, transcript FROM tracks")
     db.close()
+
+
+def _posterior_pool(rng, size: int = 64, frames: int = 6560) -> list[bytes]:
+    """Packed posteriors of 3.5-minute songs of made-up words (see the docstring)."""
+    from singalign.decode import simulate_posteriors
+    from singalign.spotting import pack_posteriors
+
+    pool = []
+    for _ in range(size):
+        text = " ".join(_word(int(k)) for k in rng.integers(0, _VOCAB, 600))
+        lp = 2.5 * simulate_posteriors(text, rng)[:frames]
+        pool.append(pack_posteriors(lp - np.logaddexp.reduce(lp, axis=1, keepdims=True)))
+    return pool
 
 
 class _QueryVectors:
@@ -177,25 +202,31 @@ def _latency(fn, args: list) -> np.ndarray:
     return np.array(out) * 1000
 
 
-def bench_search(tmp: Path, sizes: list[int], queries: int, dim: int = 128) -> list[tuple[str, str]]:
+def bench_search(
+    tmp: Path, sizes: list[int], queries: int, dim: int = 128, posteriors: bool = True
+) -> list[tuple[str, str]]:
     from singalign.library import Library
 
     rows = []
     for n in sizes:
-        path = tmp / f"search_zipf_letters_{n}.db"  # words of letters (older files had digits)
+        # words of letters (older files had digits), with or without posteriors
+        path = tmp / f"search_zipf_{'posteriors' if posteriors else 'letters'}_{n}.db"
         fill = "reused"
         if not path.exists():
             t = time.perf_counter()
-            _fill(path.with_suffix(".part"), n, dim)
+            _fill(path.with_suffix(".part"), n, dim, posteriors=posteriors)
             path.with_suffix(".part").rename(path)
             fill = f"{time.perf_counter() - t:.1f} s"
         lib = Library(path)
-        rows += _measure_search(lib, n, queries, dim, fill)
+        rows += _measure_search(lib, n, queries, dim, fill, posteriors)
         lib.close()
     return rows
 
 
-def _measure_search(lib, n: int, queries: int, dim: int, fill: str) -> list[tuple[str, str]]:
+def _measure_search(
+    lib, n: int, queries: int, dim: int, fill: str, posteriors: bool
+) -> list[tuple[str, str]]:
+    from singalign import search
     from singalign.search import search_library
 
     rows = []
@@ -213,6 +244,8 @@ def _measure_search(lib, n: int, queries: int, dim: int, fill: str) -> list[tupl
         s = int(rng.integers(0, len(words) - 5))
         phrases.append(" ".join(words[s : s + 5]))
     first = []
+    spot_tracks = search.SPOT_TRACKS
+    search.SPOT_TRACKS = 0  # as a library without posteriors (before v4) searches
     lat = {
         "vector kernel (numpy cosine top 10)": _latency(lambda v: lib.search_vector(v, "tags", top=10), vecs),
         "text search (query vector given)": _latency(
@@ -228,6 +261,11 @@ def _measure_search(lib, n: int, queries: int, dim: int, fill: str) -> list[tupl
             lambda p: search_library(lib, emb, lyrics=p, top=10), phrases
         ),
     }
+    search.SPOT_TRACKS = spot_tracks
+    if posteriors:
+        lat["lyrics search (+ lyric embedding + posteriors checked)"] = _latency(
+            lambda p: search_library(lib, emb, lyrics=p, top=10), phrases
+        )
     r1 = np.mean([f == f"/music/{i - 1}.mp3" for f, i in zip(first, picks, strict=True)])
     rows.append(
         (f"library of {n:,} tracks: fill (bulk SQL) / load both matrices once", f"{fill} / {load:.2f} s")
@@ -274,6 +312,11 @@ def main() -> int:
     ap.add_argument("--transcribe", action="store_true", help="index with greedy transcription too")
     ap.add_argument("--search-only", action="store_true", help="only the search latency rows")
     ap.add_argument(
+        "--no-posteriors",
+        action="store_true",
+        help="search libraries without stored posteriors (as before v4)",
+    )
+    ap.add_argument(
         "--db-dir", help="keep the search libraries here and reuse them (default: a temporary folder)"
     )
     args = ap.parse_args()
@@ -285,7 +328,8 @@ def main() -> int:
         tmp = Path(d)
         db_dir = Path(args.db_dir) if args.db_dir else tmp
         db_dir.mkdir(parents=True, exist_ok=True)
-        rows += bench_search(db_dir, [int(s) for s in args.sizes.split(",")], args.queries)
+        sizes = [int(s) for s in args.sizes.split(",")]
+        rows += bench_search(db_dir, sizes, args.queries, posteriors=not args.no_posteriors)
         if not args.search_only:
             rows += bench_text_query(tmp)
             rows += bench_embedding(tmp, args.presets.split(","), args.clip_seconds)

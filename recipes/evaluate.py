@@ -16,7 +16,9 @@ the model with the items' true notes, as in training's validation. That is how a
 (which cannot transcribe audio) is compared with the others on the same items, as in the paper's
 Table 1; lyrics only (no note scores, no alignment), on segments rather than whole songs.
 --withhold-notes (with --prepared) is an ablation: the lyrics CRNN gets zeros in place of its
-pitch/onset input, so the difference to the normal score shows how much a model uses its notes.
+pitch/onset input, so the difference to the normal score shows how much a model uses its notes;
+--true-notes (with --prepared, multitask bundles) gives it the true notes instead of CRNN-1's
+estimates, so the difference shows what better notes would be worth to its lyrics.
 """
 
 import json
@@ -58,14 +60,20 @@ def main(argv=None) -> int:
         action="store_true",
         help="also force-align the reference lyrics and score word onsets (mean abs error, within 0.3 s)",
     )
-    ap.add_argument(
+    notes = ap.add_mutually_exclusive_group()
+    notes.add_argument(
         "--withhold-notes",
         action="store_true",
         help="with --prepared: zeros in place of the lyrics CRNN's pitch/onset input (an ablation)",
     )
+    notes.add_argument(
+        "--true-notes",
+        action="store_true",
+        help="with --prepared, multitask bundles: the true notes in place of CRNN-1's estimates (an ablation)",
+    )
     args = ap.parse_args(argv)
-    if args.withhold_notes and not args.prepared:
-        ap.error("--withhold-notes needs --prepared")
+    if (args.withhold_notes or args.true_notes) and not args.prepared:
+        ap.error(f"--{'withhold' if args.withhold_notes else 'true'}-notes needs --prepared")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     labels = args.label or [
         Path(b).parent.name if Path(b).name == "best" else Path(b).name for b in args.bundle
@@ -114,7 +122,13 @@ def _prepared(args, labels: list[str], decode: dict) -> int:
     for label, path in zip(labels, args.bundle, strict=True):
         out = Path(args.out) / label if len(args.bundle) > 1 else Path(args.out)
         summaries[label] = evaluate_prepared(
-            Bundle.load(path), args.prepared, out, decode, _decoders(args), withhold_notes=args.withhold_notes
+            Bundle.load(path),
+            args.prepared,
+            out,
+            decode,
+            _decoders(args),
+            withhold_notes=args.withhold_notes,
+            true_notes=args.true_notes,
         )
         keys = ("decoding", "wer", "cer", "decoders", "pitch_frame_error")
         print(label, json.dumps({k: summaries[label][k] for k in keys if k in summaries[label]}))

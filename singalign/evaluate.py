@@ -23,6 +23,7 @@ for COnP F (:func:`notes_grid_table`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 from collections.abc import Iterator
@@ -182,6 +183,7 @@ def evaluate_prepared(
     batch_size: int = 8,
     progress: bool = True,
     withhold_notes: bool = False,
+    true_notes: bool = False,
 ) -> dict[str, Any]:
     """Score a lyrics bundle on prepared items (``recipes/features.py``): any mode, oracle included.
 
@@ -200,6 +202,9 @@ def evaluate_prepared(
         withhold_notes: an ablation: the lyrics CRNN gets zeros in place of its pitch/onset input
             (the true notes for oracle models, CRNN-1's estimates for multitask ones), as speech does
             in training. The difference to the normal score is how much the model uses that input.
+        true_notes: for a multitask model, the other ablation: its lyrics CRNN gets the items' true
+            notes (one-hot pitch and onsets, as oracle mode feeds them) in place of CRNN-1's
+            estimates. The difference shows what better notes would be worth to its lyrics.
 
     Returns:
         The summary: ``wer``, ``cer`` and the edit counts over all items, ``decoders``, and
@@ -217,6 +222,12 @@ def evaluate_prepared(
 
     if not bundle.model_config.has_lyrics:
         raise SingalignError(f"{bundle.path}: this bundle has no lyrics model")
+    if withhold_notes and true_notes:
+        raise SingalignError("withhold the notes or give the true ones, not both")
+    if true_notes and bundle.model_config.mode != "multitask":
+        raise SingalignError(
+            f"{bundle.path}: true notes replace a multitask model's estimates; this one is {bundle.model_config.mode}"
+        )
     main_opts = decode_options_for(bundle, decode)
     extra = {
         k: dec.DecodeOptions.from_dict({**main_opts.to_dict(), **v}) for k, v in (decoders or {}).items()
@@ -224,6 +235,8 @@ def evaluate_prepared(
     data = PreparedSet.load(list(folders))
     keep = [i for i, e in enumerate(data.entries) if e.get("has_text", True) and e.get("text", "").strip()]
     model = bundle.build_model().eval()
+    if true_notes:  # the lyrics CRNN's input as oracle mode builds it (CRNN-1 still runs, for its error)
+        model.cfg = dataclasses.replace(model.cfg, mode="oracle")
     rows: list[dict[str, Any]] = []
     frames = pitch_errors = 0
     bar = tqdm(total=len(keep), desc="evaluate", unit="item", disable=not progress)
@@ -259,7 +272,7 @@ def evaluate_prepared(
         "mode": bundle.model_config.mode,
         "data": [str(f) for f in folders],
         "items": "prepared segments, ground-truth notes given to the model (oracle mode uses them)",
-        "notes_input": "withheld (zeros)" if withhold_notes else "given",
+        "notes_input": "withheld (zeros)" if withhold_notes else "true notes" if true_notes else "given",
         "n_items": len(rows),
         "decoding": main_opts.method + (" + LM" if main_opts.method == "beam" and main_opts.lm_path else ""),
         **{
@@ -367,8 +380,6 @@ def tune_lm(
         ``{"n_items", "n_ref_words", "ids", "lm", "beam_width", "backend", "greedy", "beam_no_lm",
         "start" (options' alpha/beta), "best", "grid" (every point, best first), "decode_options"}``.
     """
-    import dataclasses
-
     from singalign import decode
     from singalign.metrics import error_rates
 

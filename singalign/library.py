@@ -4,8 +4,8 @@ Commands: ``singalign index add PATH... --db LIB``, ``singalign index info --db 
 and tagging (``singalign search``, ``singalign tag``) are in ``singalign.search``, rank fusion in
 ``singalign.ranking``.
 
-Schema (``SCHEMA_VERSION`` 3; an older file is upgraded in place when opened: v2 added ``heard``,
-v3 ``heard_match``)::
+Schema (``SCHEMA_VERSION`` 4; an older file is upgraded in place when opened: v2 added ``heard``,
+v3 ``heard_match``, v4 the table ``posteriors``)::
 
     meta(key TEXT PRIMARY KEY, value TEXT)
         schema_version, model (fingerprint: SHA-256 of the bundle's weights and head), bundle (its
@@ -26,6 +26,10 @@ v3 ``heard_match``)::
         PRIMARY KEY(track_id, tag))
     lyrics_fts: FTS5(transcript), rowid = tracks.id, tokenizer "porter unicode61"
         (kept in step with tracks by the trigger tracks_delete)
+    posteriors(track_id -> tracks.id ON DELETE CASCADE PRIMARY KEY, packed BLOB (the lyrics
+        model's CTC posteriors, ``spotting.pack_posteriors``: about 190 bytes per second of audio,
+        40 kB for a 3.5-minute song), which lyrics search checks a phrase against; tracks indexed
+        before v4 or without transcription have none)
     failures(path TEXT PRIMARY KEY, sha256 TEXT, error TEXT, time REAL)
         files that could not be analysed; skipped while unchanged (``--retry-failed`` retries)
 
@@ -46,13 +50,19 @@ and map its row numbers back through the ids ``matrix`` returns; the rest of thi
 Lyrics search ranks by the approximate character match of the phrase in what was heard
 (``Library.fuzzy_costs``: every track up to ``FUZZY_ALL_TRACKS``, else the candidates of the other
 two rankings), ties broken by FTS5 (exact phrase matches, then BM25 of the words; a bounded number
-of tracks scored per query, ``Library.search_fts``) fused with the lyric-text embedding. Fusing
-rankings reads only the ranks the fused top needs (``ranking.fuse_top``, equal to fusing the whole
-lists). At 100k tracks on two idle cores (``bench/bench_library.py --search-only``, synthetic Zipf
-lyrics, the query vector given): a text or ``--like`` search takes about 2.5 ms (p99 3 ms) once the
-matrices are loaded, a lyrics search about 21 ms (median) and 40 ms (p99), of which the approximate
-match over at most a few hundred candidates is about 10 ms; embedding a typed query (MiniLM) adds
-about 6.5 ms.
+of tracks scored per query, ``Library.search_fts``) fused with the lyric-text embedding; then the
+first candidates are checked in their stored posteriors (``search.spot_rerank``: at most 50 tracks
+and 30,000 frames, four or five songs of 3.5 minutes). Fusing rankings reads only the ranks the
+fused top needs (``ranking.fuse_top``, equal to fusing the whole lists).
+
+Latency at 100k tracks of 3.5-minute songs (``bench/bench_library.py --search-only``, synthetic Zipf
+lyrics and simulated posteriors, the query vector given; 2026-12-03 on an AMD EPYC machine with
+two idle cores): a text or ``--like`` search takes about 3 ms (p99 4-6 ms) once the matrices are
+loaded; a lyrics search 33 ms median, 67 ms p99 without the posteriors check, 55 ms and 103 ms with
+it (the check: about 15 ms of dynamic programme and 5 ms of reading and unpacking). An earlier
+machine measured the lyrics search without the check at 21 ms and 40 ms. Embedding a typed query
+(MiniLM) adds about 6.5 ms. The posteriors make the file about 70 kB a track larger (6.8 GB at
+100k tracks of simulated posteriors; the real model's compress to about 40 kB a song).
 """
 
 from __future__ import annotations
@@ -74,10 +84,11 @@ import numpy as np
 from singalign.errors import SingalignError, file_error
 from singalign.metrics import normalize_for_scoring
 from singalign.ranking import VectorRanking, match_costs, match_text, query_text
+from singalign.spotting import pack_posteriors
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: FTS candidates considered by a lyrics search.
 FTS_CANDIDATES = 200
 #: Most tracks one stage of a lyrics query scores with BM25 (FTS5 spends about 2 us per scored
@@ -128,6 +139,10 @@ CREATE TRIGGER IF NOT EXISTS tracks_delete AFTER DELETE ON tracks BEGIN
     DELETE FROM lyrics_fts WHERE rowid = old.id;
 END;
 CREATE TABLE IF NOT EXISTS failures(path TEXT PRIMARY KEY, sha256 TEXT, error TEXT, time REAL);
+CREATE TABLE IF NOT EXISTS posteriors(
+    track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+    packed BLOB NOT NULL
+);
 """
 
 
@@ -142,6 +157,7 @@ class TrackAnalysis:
     notes: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, float] = field(default_factory=dict)
     heard: str = ""  # the transcript without the language model (see the schema)
+    posteriors: bytes = b""  # the packed CTC posteriors (``spotting.pack_posteriors``), if transcribed
 
 
 def notes_summary(notes) -> dict[str, Any]:
@@ -195,25 +211,27 @@ class Library:
         version = self.get_meta("schema_version")
         if version is None:
             self.set_meta({"schema_version": str(SCHEMA_VERSION)})
-        elif int(version) in (1, 2):
+        elif int(version) in (1, 2, 3):
             self._upgrade(int(version))
         elif int(version) != SCHEMA_VERSION:
             raise SingalignError(f"{self.path}: library schema v{version}, this code reads v{SCHEMA_VERSION}")
 
     def _upgrade(self, version: int) -> None:
-        """Bring a v1 or v2 file to ``SCHEMA_VERSION`` in one transaction (v1 tracks keep heard = ''
-        and are matched by their transcript)."""
+        """Bring a v1, v2 or v3 file to ``SCHEMA_VERSION`` in one transaction (v1 tracks keep
+        heard = '' and are matched by their transcript; tracks before v4 have no posteriors, whose
+        table the schema script has already created)."""
         with self._transaction():
             if self.get_meta("schema_version") != str(version):  # another process upgraded it meanwhile
                 return
             if version == 1:
                 self.db.execute("ALTER TABLE tracks ADD COLUMN heard TEXT NOT NULL DEFAULT ''")
-            self.db.execute("ALTER TABLE tracks ADD COLUMN heard_match BLOB NOT NULL DEFAULT x''")
-            rows = self.db.execute("SELECT id, heard, transcript FROM tracks").fetchall()
-            self.db.executemany(
-                "UPDATE tracks SET heard_match = ? WHERE id = ?",
-                ((match_text(heard or transcript), tid) for tid, heard, transcript in rows),
-            )
+            if version <= 2:
+                self.db.execute("ALTER TABLE tracks ADD COLUMN heard_match BLOB NOT NULL DEFAULT x''")
+                rows = self.db.execute("SELECT id, heard, transcript FROM tracks").fetchall()
+                self.db.executemany(
+                    "UPDATE tracks SET heard_match = ? WHERE id = ?",
+                    ((match_text(heard or transcript), tid) for tid, heard, transcript in rows),
+                )
             self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
@@ -341,6 +359,8 @@ class Library:
                 [(tid, t, float(s)) for t, s in a.tags.items()],
             )
             self.db.execute("INSERT INTO lyrics_fts(rowid, transcript) VALUES (?, ?)", (tid, a.transcript))
+            if a.posteriors:
+                self.db.execute("INSERT INTO posteriors(track_id, packed) VALUES (?, ?)", (tid, a.posteriors))
             self.db.execute("DELETE FROM failures WHERE path = ?", (path,))
         self._matrices.clear()
         return tid
@@ -354,9 +374,21 @@ class Library:
                 "SELECT space, vector FROM embeddings WHERE track_id = ?", (track_id,)
             )
         }
+        post = self.posteriors([track_id]).get(track_id, b"")
         return TrackAnalysis(
-            embs, t["duration"] or 0.0, t["transcript"], t["words"], t["notes"], t["tags"], t["heard"]
+            embs, t["duration"] or 0.0, t["transcript"], t["words"], t["notes"], t["tags"], t["heard"], post
         )
+
+    def posteriors(self, track_ids: list[int]) -> dict[int, bytes]:
+        """The packed CTC posteriors of those of ``track_ids`` that have them."""
+        if not track_ids:
+            return {}
+        marks = ",".join("?" * len(track_ids))
+        rows = self.db.execute(
+            f"SELECT track_id, packed FROM posteriors WHERE track_id IN ({marks})",
+            [int(i) for i in track_ids],
+        )
+        return dict(rows)
 
     def record_failure(self, path: str, sha: str, error: str) -> None:
         with self._transaction():
@@ -663,6 +695,7 @@ class TrackAnalyzer:
                 [{"word": w.word, "start": w.start, "end": w.end} for w in result.words],
                 notes_summary(result.notes),
                 heard=heard,
+                posteriors=pack_posteriors(post["char_log_probs"]) if "char_log_probs" in post else b"",
             )
         else:
             feats = self.embedder.load_features(path)

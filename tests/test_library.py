@@ -22,6 +22,7 @@ from singalign.library import Library, TrackAnalysis, TrackAnalyzer, index_paths
 from singalign.models.heads import AudioTextHead, HeadConfig, head_config_for, save_with_head
 from singalign.ranking import approximate_match_costs, fuse_rankings
 from singalign.search import search_library
+from singalign.spotting import pack_posteriors, unpack_posteriors
 
 SR = 16000
 
@@ -171,6 +172,10 @@ def test_index_with_transcription(tmp_path, bundle_dir):
     t = lib.track(1)
     assert isinstance(t["transcript"], str) and "n_notes" in t["notes"] and isinstance(t["words"], list)
     assert t["heard"] == t["transcript"]  # greedy decoding uses no LM: what was heard is the transcript
+    # the CTC posteriors are kept for lyrics search: 2 s of audio at 31.25 frames a second
+    ratio = unpack_posteriors(lib.posteriors([1])[1])
+    assert abs(len(ratio) - 62) <= 2 and np.all(ratio.max(axis=1) == 0.0)
+    assert lib.analysis_of(1).posteriors == lib.posteriors([1])[1]  # copied with the track
 
 
 _KILL_SCRIPT = """
@@ -419,13 +424,15 @@ def test_lyrics_search_finds_a_line_whose_every_word_was_misheard(tmp_path, monk
     assert search_library(lib, None, lyrics="golden river flows", top=1)[0]["path"] == "/m/2.wav"
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_an_older_library_is_upgraded_in_place_and_keeps_its_tracks(tmp_path, version):
     from singalign import library
 
     path = tmp_path / f"v{version}.db"
     db = sqlite3.connect(path)
-    schema = library._SCHEMA.replace(",\n    heard_match BLOB NOT NULL DEFAULT x''", "")  # v2
+    schema = library._SCHEMA[: library._SCHEMA.index("CREATE TABLE IF NOT EXISTS posteriors")]  # v3
+    if version <= 2:
+        schema = schema.replace(",\n    heard_match BLOB NOT NULL DEFAULT x''", "")
     if version == 1:
         schema = schema.replace(",\n    heard TEXT NOT NULL DEFAULT ''", "")
     db.executescript(schema)
@@ -433,6 +440,8 @@ def test_an_older_library_is_upgraded_in_place_and_keeps_its_tracks(tmp_path, ve
     db.execute(
         "INSERT INTO tracks(id, path, sha256, transcript) VALUES (1, '/m/a.wav', 'x', 'Blue moon rising')"
     )
+    if version == 3:  # v3 stored what the approximate match reads
+        db.execute("UPDATE tracks SET heard_match = ? WHERE id = 1", (b"blue moon rising",))
     db.execute("INSERT INTO lyrics_fts(rowid, transcript) VALUES (1, 'Blue moon rising')")
     if version == 2:  # heard, when there is one, is what the approximate match reads
         db.execute(
@@ -441,16 +450,79 @@ def test_an_older_library_is_upgraded_in_place_and_keeps_its_tracks(tmp_path, ve
         db.execute("INSERT INTO lyrics_fts(rowid, transcript) VALUES (2, 'a b')")
     db.commit()
     columns = [r[1] for r in db.execute("PRAGMA table_info(tracks)")]
-    assert "heard_match" not in columns and ("heard" in columns) == (version == 2)
+    assert ("heard_match" in columns) == (version == 3) and ("heard" in columns) == (version >= 2)
+    assert db.execute("SELECT 1 FROM sqlite_master WHERE name = 'posteriors'").fetchone() is None
     db.close()
     lib = Library(path)
-    assert lib.get_meta("schema_version") == "3" and lib.track(1)["heard"] == ""
+    assert lib.get_meta("schema_version") == "4" and lib.track(1)["heard"] == ""
+    assert lib.posteriors([1, 2]) == {}  # older tracks have no posteriors: matched by their text
     stored = dict(lib.db.execute("SELECT id, heard_match FROM tracks"))
     assert stored[1] == b"blue moon rising" and stored.get(2, b"grey sky") == b"grey sky"
     assert search_library(lib, None, lyrics="blu moon", top=1) == [{"path": "/m/a.wav", "score": 0.875}]
     if version == 2:
         assert search_library(lib, None, lyrics="grey ski", top=1)[0]["path"] == "/m/b.wav"
     lib._upgrade(version)  # a second process that read the old version before this one upgraded
-    assert lib.get_meta("schema_version") == "3"
+    assert lib.get_meta("schema_version") == "4"
     lib.close()
     Library(path).close()  # opening it again changes nothing
+
+
+def _posteriors(text: str, near: dict[int, str] | None = None, behind: float = 1.0) -> bytes:
+    """Packed posteriors whose best path spells ``text`` (each letter on one frame, then two
+    blanks; every other class 20 nats behind), where the letter at position i of ``near`` was only
+    ``behind`` nats behind the best."""
+    from singalign.constants import BLANK_INDEX, CHAR_TO_INDEX, VOCAB
+
+    lp = np.full((3 * len(text), len(VOCAB)), -20.0, np.float32)
+    for i, ch in enumerate(text):
+        lp[3 * i, CHAR_TO_INDEX[ch]] = 0.0
+        lp[3 * i + 1 : 3 * i + 3, BLANK_INDEX] = 0.0
+    for i, ch in (near or {}).items():
+        lp[3 * i, CHAR_TO_INDEX[ch]] = -behind
+    return pack_posteriors(lp)
+
+
+def test_lyrics_search_checks_the_phrase_in_the_stored_posteriors(tmp_path, monkeypatch):
+    """What was heard alone decides only among tracks without posteriors: a song heard as "wxyz
+    the dog", whose "a", "l", "k" were each 1 nat behind, holds "walk the dog" (spotting score -3,
+    3 edits: -3 - 3 * SPOT_EDIT_COST in 12 letters) better than "talk the fog" does (2 edits, but
+    two letters 10 nats behind: -20 - 2 * SPOT_EDIT_COST)."""
+    from singalign.search import SPOT_EDIT_COST as E
+
+    lib = Library(tmp_path / "lib.db", create=True)
+    heard = {1: "wxyz the dog", 2: "talk the fog", 3: "the skyis grey"}
+    near = {1: {1: "a", 2: "l", 3: "k"}, 2: {}, 3: {}}
+    for i, text in heard.items():
+        a = TrackAnalysis({"tags": np.eye(4, dtype=np.float32)[i]}, transcript=text, heard=text)
+        lib.add_track(f"/m/{i}.wav", f"s{i}", 1, 0.0, a)
+    # without posteriors (an index made before v4): the approximate match of what was heard
+    res = search_library(lib, None, lyrics="walk the dog", top=3)
+    assert [r["path"] for r in res] == ["/m/2.wav", "/m/1.wav", "/m/3.wav"]
+    assert [r["score"] for r in res[:2]] == [round(1 - 2 / 12, 6), round(1 - 3 / 12, 6)]
+    lib.clear()
+    for i, text in heard.items():
+        a = TrackAnalysis(
+            {"tags": np.eye(4, dtype=np.float32)[i]},
+            transcript=text,
+            heard=text,
+            posteriors=_posteriors(text, near[i]),
+        )
+        lib.add_track(f"/m/{i}.wav", f"s{i}", 1, 0.0, a)
+    res = search_library(lib, None, lyrics="walk the dog", top=3)
+    assert [r["path"] for r in res] == ["/m/1.wav", "/m/2.wav", "/m/3.wav"]
+    assert res[0]["score"] == round(float(np.exp((-3 - 3 * E) / 12)), 6)
+    assert res[1]["score"] == round(float(np.exp((-20 - 2 * E) / 12)), 6)
+    assert res[2]["score"] <= res[1]["score"]  # scores fall as ranks do
+    # only the first SPOT_TRACKS tracks by the approximate match are checked
+    monkeypatch.setattr("singalign.search.SPOT_TRACKS", 1)
+    assert [r["path"] for r in search_library(lib, None, lyrics="walk the dog", top=2)] == [
+        "/m/2.wav",
+        "/m/1.wav",
+    ]
+    # a word boundary the model did not hear costs nothing more
+    monkeypatch.setattr("singalign.search.SPOT_TRACKS", 50)
+    res = search_library(lib, None, lyrics="sky is grey", top=1)  # 1 edit, spotting score 0
+    assert res == [{"path": "/m/3.wav", "score": round(float(np.exp(-E / 11)), 6)}]
+    assert lib.count() == 3 and len(lib.posteriors([1, 2, 3])) == 3
+    lib.clear()  # removing a track removes its posteriors
+    assert lib.db.execute("SELECT COUNT(*) FROM posteriors").fetchone()[0] == 0

@@ -113,6 +113,9 @@ def test_chain_on_tiny_synthetic_corpora(tmp_path):
     _run("recipes/evaluate.py", "--prepared", str(w / "prep"), "--bundle", str(w / "run/best"), "--greedy",
          "--withhold-notes", "--out", str(w / "eval_withheld"))  # fmt: skip
     assert json.loads((w / "eval_withheld/summary.json").read_text())["notes_input"] == "withheld (zeros)"
+    _run("recipes/evaluate.py", "--prepared", str(w / "prep"), "--bundle", str(w / "run/best"), "--greedy",
+         "--true-notes", "--out", str(w / "eval_true"))  # fmt: skip
+    assert json.loads((w / "eval_true/summary.json").read_text())["notes_input"] == "true notes"
     bad = subprocess.run([sys.executable, "recipes/evaluate.py", "--manifest", str(w / "m/songs.jsonl"), "--bundle",
                           str(w / "run/best"), "--withhold-notes", "--out", str(w / "x")],
                          capture_output=True, text=True, cwd=ROOT)  # fmt: skip

@@ -116,6 +116,43 @@ def test_withholding_notes_feeds_the_lyrics_crnn_zeros(tmp_path):
     assert not torch.allclose(given, out["char_logits"])  # given notes do reach the model
 
 
+def test_true_notes_feed_a_multitask_lyrics_crnn_what_oracle_mode_feeds(tmp_path):
+    """The other ablation, --true-notes: a multitask model's lyrics CRNN gets the items' true notes
+    (one-hot pitch and onsets) in place of CRNN-1's estimates; its hypotheses are then those of the
+    same weights run as an oracle model. Other modes are refused."""
+    from singalign.decode import DecodeOptions, decode_text
+
+    items = [{"id": "a", "text": "la la", "n_frames": 60, "kind": "song", "notes": [(5, 30, 62)]},
+             {"id": "b", "text": "oh", "n_frames": 50, "kind": "song", "notes": [(0, 20, 70)]}]  # fmt: skip
+    data = make_prepared(tmp_path / "data", items)
+    torch.manual_seed(2)
+    mt = Bundle.load(init_bundle(tmp_path / "mt", "tiny", "multitask"))
+    summary = evaluate_prepared(
+        mt, [data], tmp_path / "ev", {"method": "greedy"}, progress=False, true_notes=True
+    )
+    assert summary["notes_input"] == "true notes" and 0.0 <= summary["pitch_frame_error"] <= 1.0
+    rows = [json.loads(x) for x in (tmp_path / "ev/hypotheses.jsonl").read_text().splitlines()]
+    model = mt.build_model().eval()
+    model.cfg = replace(model.cfg, mode="oracle")
+    batch = collate([PreparedSet.load(str(data))[i] for i in range(2)])
+    with torch.no_grad():
+        out = forward_batch(model, batch, torch.device("cpu"))
+    logp = out["char_logits"].float().log_softmax(-1).numpy()
+    expected = [" ".join(decode_text(logp[i, :n], DecodeOptions(method="greedy")).split())
+                for i, n in enumerate(out["ctc_lengths"].tolist())]  # fmt: skip
+    assert [r["hypothesis"] for r in rows] == expected
+    with torch.no_grad():  # and that input differs from the estimates the model feeds itself
+        own = forward_batch(mt.build_model().eval(), batch, torch.device("cpu"))["char_logits"]
+    assert not torch.allclose(own, out["char_logits"])
+    oracle = Bundle.load(init_bundle(tmp_path / "oracle", "tiny", "oracle"))
+    with pytest.raises(SingalignError, match="this one is oracle"):
+        evaluate_prepared(
+            oracle, [data], tmp_path / "x", {"method": "greedy"}, progress=False, true_notes=True
+        )
+    with pytest.raises(SingalignError, match="not both"):
+        evaluate_prepared(mt, [data], tmp_path / "x", progress=False, true_notes=True, withhold_notes=True)
+
+
 def _resume_cfg(tmp_path, name):
     items = [{"id": f"s{i}", "text": t, "n_frames": 40 + 7 * i, "kind": "song" if i % 3 else "speech",
               "notes": [(3, 20, 60 + i)] if i % 3 else []}
