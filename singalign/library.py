@@ -57,12 +57,12 @@ fused top needs (``ranking.fuse_top``, equal to fusing the whole lists).
 
 Latency at 100k tracks of 3.5-minute songs (``bench/bench_library.py --search-only``, synthetic Zipf
 lyrics and simulated posteriors, the query vector given; 2026-12-03 on an AMD EPYC machine with
-two idle cores): a text or ``--like`` search takes about 3 ms (p99 4-6 ms) once the matrices are
-loaded; a lyrics search 33 ms median, 67 ms p99 without the posteriors check, 55 ms and 103 ms with
-it (the check: about 15 ms of dynamic programme and 5 ms of reading and unpacking). An earlier
-machine measured the lyrics search without the check at 21 ms and 40 ms. Embedding a typed query
-(MiniLM) adds about 6.5 ms. The posteriors make the file about 70 kB a track larger (6.8 GB at
-100k tracks of simulated posteriors; the real model's compress to about 40 kB a song).
+two idle cores): a text or ``--like`` search takes about 2 ms (p99 3 ms) once the matrices are
+loaded; a lyrics search 22 ms median and 45 ms p99 without the posteriors check, 34 ms and 58 ms
+with it (the check: about 8 ms of dynamic programme, 4 ms of unpacking, 1 ms of reading).
+Embedding a typed query (MiniLM) adds about 6.5 ms. The posteriors make the file about 70 kB a
+track larger (6.8 GB at 100k tracks of simulated posteriors; the real model's compress to about
+40 kB a 3.5-minute song).
 """
 
 from __future__ import annotations
@@ -880,7 +880,11 @@ def _cmd_index_info(args: argparse.Namespace) -> int:
     lib = Library(args.db)
     n_fail = lib.db.execute("SELECT COUNT(*) FROM failures").fetchone()[0]
     n_lyr = lib.db.execute("SELECT COUNT(*) FROM tracks WHERE transcript != ''").fetchone()[0]
+    n_post, size = lib.db.execute(
+        "SELECT COUNT(*), COALESCE(SUM(LENGTH(packed)), 0) FROM posteriors"
+    ).fetchone()
     print(f"library: {lib.path}\ntracks: {lib.count()} ({n_lyr} with lyrics)\nfailed files: {n_fail}")
+    print(f"posteriors for lyrics search: {n_post} tracks, {size / 1e6:.1f} MB")
     print(f"model: {lib.get_meta('model')} ({lib.get_meta('bundle')})\nspaces: {lib.get_meta('spaces')}")
     lib.close()
     return 0

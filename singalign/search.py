@@ -26,8 +26,8 @@ from singalign.ranking import VectorRanking, fuse_top
 #: tracks by the approximate match (``spot_rerank``) ...
 SPOT_TRACKS = 50
 #: ... and of at most this many posterior frames in all (31.25 a second: 16 minutes of audio, four
-#: or five songs of 3.5 minutes), which bounds the time a query takes (about 10 ms per 30k frames
-#: on one core) whatever the songs' lengths.
+#: or five songs of 3.5 minutes, or 37 synthetic songs of 25 s), which bounds the time a query takes
+#: (about 13 ms for 30k frames on one core) whatever the songs' lengths.
 SPOT_FRAMES = 30_000
 #: A word boundary in the phrase may be missing from what was heard (``spotting.phrase_scores``).
 SPOT_OPTIONAL_SPACE = True

@@ -63,7 +63,7 @@ def unpack_posteriors(blob: bytes) -> np.ndarray:
     if blob[0] != _PACK_VERSION:
         raise ValueError(f"unknown packed posterior format {blob[0]}")
     q = np.frombuffer(zlib.decompress(blob[1:]), np.uint8).reshape(len(PACKED_CLASSES), -1)
-    return q.T.astype(np.float32) * np.float32(-PACK_STEP)
+    return (q * np.float32(-PACK_STEP)).T  # stored class by class: each class's frames contiguous
 
 
 def phrase_labels(text: str) -> list[int]:
@@ -94,39 +94,41 @@ def phrase_scores(labels: list[int], ratios: list[np.ndarray], optional_space: b
     lengths = np.array([len(r) for r in ratios], np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
     total = int(lengths.sum() + n)
-    frames = np.full((total, len(PACKED_CLASSES)), _PAD, np.float32)
-    for k, r in enumerate(ratios):
-        frames[starts[k] : starts[k] + len(r)] = np.maximum(r, SCORE_FLOOR)
-    columns = {c: np.ascontiguousarray(frames[:, c]) for c in set(ext)}
+    columns = {}
+    for c in set(ext):  # only the classes the phrase needs, each as one contiguous row of frames
+        col = np.full(total, _PAD, np.float32)
+        for k, r in enumerate(ratios):
+            col[starts[k] : starts[k] + len(r)] = r[:, c]
+        columns[c] = np.maximum(col, SCORE_FLOOR, out=col, where=col > _PAD)
     space = _INDEX_OF[CHAR_TO_INDEX[" "]]
-    # late[s][t] = D_s[t - 1]: each state's scores one frame late, what the next states read
+    # per class (the blank serves half the states): C, the cumulative sum of x, and x - C = -C[t-1]
+    cums = {c: np.cumsum(x) for c, x in columns.items()}
+    minus_before = {c: columns[c] - cums[c] for c in columns}  # exact: packed ratios are whole steps
+    # late[s][t] = D_s[t - 1]: each state's scores one frame late (a view), what the next states read
     late: list[np.ndarray | None] = []
     last = np.empty(total, np.float32)
     for s, c in enumerate(ext):
         # D[t] = x[t] + max(D[t-1], into[t]) over frames, for this state: with C the cumulative
         # sum of x, D[t] = C[t] + max over u <= t of (into[u] - C[u-1])
-        x = columns[c]
-        cum = np.cumsum(x)
+        buf = np.empty(total + 1, np.float32)
+        buf[0] = -np.inf
+        d = buf[1:]
         if s == 0:
-            into = np.zeros(total, np.float32)  # the phrase may start at any frame
+            np.copyto(d, minus_before[c])  # into = 0: the phrase may start at any frame
         else:
-            into = late[s - 1].copy()
+            np.copyto(d, late[s - 1])
             if c != _BLANK and ext[s - 2] != c:
-                np.maximum(into, late[s - 2], out=into)
+                np.maximum(d, late[s - 2], out=d)
             if optional_space and c != _BLANK and s >= 4 and ext[s - 2] == space:
                 # a word boundary the singer (or the model) ran over: straight from the letter before
-                np.maximum(into, late[s - 3], out=into)
+                np.maximum(d, late[s - 3], out=d)
                 if ext[s - 4] != c:
-                    np.maximum(into, late[s - 4], out=into)
-        into -= cum
-        into += x  # - C[u-1] = x[u] - C[u] (exact: packed ratios are whole steps)
-        np.maximum.accumulate(into, out=into)
-        into += cum
-        last = into
-        shifted = np.empty_like(into)
-        shifted[0] = -np.inf
-        shifted[1:] = into[:-1]
-        late.append(shifted)
+                    np.maximum(d, late[s - 4], out=d)
+            d += minus_before[c]
+        np.maximum.accumulate(d, out=d)
+        d += cums[c]
+        last = d
+        late.append(buf[:-1])
         if s >= 4:
             late[s - 4] = None  # only the last four states are read
     best = np.maximum.reduceat(last, starts).astype(np.float64)

@@ -482,7 +482,7 @@ def _posteriors(text: str, near: dict[int, str] | None = None, behind: float = 1
     return pack_posteriors(lp)
 
 
-def test_lyrics_search_checks_the_phrase_in_the_stored_posteriors(tmp_path, monkeypatch):
+def test_lyrics_search_checks_the_phrase_in_the_stored_posteriors(tmp_path, monkeypatch, capsys):
     """What was heard alone decides only among tracks without posteriors: a song heard as "wxyz
     the dog", whose "a", "l", "k" were each 1 nat behind, holds "walk the dog" (spotting score -3,
     3 edits: -3 - 3 * SPOT_EDIT_COST in 12 letters) better than "talk the fog" does (2 edits, but
@@ -524,5 +524,8 @@ def test_lyrics_search_checks_the_phrase_in_the_stored_posteriors(tmp_path, monk
     res = search_library(lib, None, lyrics="sky is grey", top=1)  # 1 edit, spotting score 0
     assert res == [{"path": "/m/3.wav", "score": round(float(np.exp(-E / 11)), 6)}]
     assert lib.count() == 3 and len(lib.posteriors([1, 2, 3])) == 3
+    assert main(["index", "info", "--db", str(tmp_path / "lib.db")]) == 0
+    size = sum(len(b) for b in lib.posteriors([1, 2, 3]).values())
+    assert f"posteriors for lyrics search: 3 tracks, {size / 1e6:.1f} MB" in capsys.readouterr().out
     lib.clear()  # removing a track removes its posteriors
     assert lib.db.execute("SELECT COUNT(*) FROM posteriors").fetchone()[0] == 0
