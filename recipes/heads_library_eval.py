@@ -23,7 +23,7 @@ from singalign import recipe
 from singalign.bundle import Bundle
 from singalign.embed import Embedder, EmbedOptions
 from singalign.files import write_json, write_jsonl
-from singalign.library import Library, TrackAnalyzer, bundle_fingerprint, index_paths
+from singalign.library import Library, TrackAnalyzer, bundle_fingerprint, index_meta, index_paths
 from singalign.search import search_library
 from singalign.textsample import caption_of, load_metadata
 
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     bundle = Bundle.load(args.bundle)
     lib = Library(args.db, create=True)
     analyzer = TrackAnalyzer(bundle, not args.no_separation, not args.no_transcribe, None, args.greedy)
-    lib.set_meta({"model": bundle_fingerprint(bundle), "bundle": str(Path(args.bundle).resolve())})
+    lib.set_meta(index_meta(bundle, analyzer, not args.no_separation))
     index_paths(lib, args.audio, analyzer, bundle_fingerprint(bundle))
     metas = load_metadata(args.metadata)
     paths = {Path(p).stem: p for (p,) in lib.db.execute("SELECT path FROM tracks")}

@@ -707,6 +707,19 @@ class TrackAnalyzer:
         return a
 
 
+def index_meta(bundle, analyzer: TrackAnalyzer, separation: bool) -> dict[str, str]:
+    """What a library records of how it was made (the ``meta`` rows of the schema), for ``index
+    add`` and the recipes that index: ``search --like`` embeds a new file as these say."""
+    return {
+        "model": bundle_fingerprint(bundle),
+        "bundle": str(Path(bundle.path).resolve()),
+        "spaces": json.dumps(list(analyzer.embedder.spaces)),
+        "embed_dim": str(analyzer.embedder.head.cfg.embed_dim),
+        "tag_vocab": json.dumps(analyzer.tag_vocab),
+        "separation": "1" if separation else "0",
+    }
+
+
 @dataclass
 class AddReport:
     added: int = 0
@@ -856,16 +869,7 @@ def _cmd_index_add(args: argparse.Namespace) -> int:
     analyzer = TrackAnalyzer(
         bundle, not args.no_separation, not args.no_transcribe, tags, args.greedy, args.device
     )
-    lib.set_meta(
-        {
-            "model": fp,
-            "bundle": str(bundle.path.resolve()),
-            "spaces": json.dumps(list(analyzer.embedder.spaces)),
-            "embed_dim": str(analyzer.embedder.head.cfg.embed_dim),
-            "tag_vocab": json.dumps(analyzer.tag_vocab),
-            "separation": "0" if args.no_separation else "1",
-        }
-    )
+    lib.set_meta(index_meta(bundle, analyzer, not args.no_separation))
     r = index_paths(lib, args.paths, analyzer, fp, args.retry_failed, progress=not args.quiet)
     print(
         f"{args.db}: {r.added} added, {r.updated} updated, {r.copied} copied (same content), "

@@ -44,8 +44,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         help="search a library by text, by remembered lyrics, or by a similar song",
         description="Search a library. QUERY is free text matched against the songs' audio "
         '("slow piano ballad with a female voice"); --lyrics finds songs by words sung in them '
-        "(full-text search of the transcriptions, fused with the lyrics embedding and an approximate "
-        "match that tolerates misheard letters); --like FILE finds "
+        "(an approximate match of what was heard that tolerates misheard letters, with full-text search "
+        "of the transcriptions and the lyrics embedding; the best candidates are then checked in the "
+        "lyrics model's stored posteriors, where the runner-up letters are kept); --like FILE finds "
         "songs that sound like FILE. Several criteria are fused by reciprocal rank.",
     )
     s.add_argument("query", nargs="?", default=None, help="text describing the music")

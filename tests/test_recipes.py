@@ -9,6 +9,7 @@ import pytest
 from conftest import ROOT, run_process_group
 
 from singalign.bundle import Bundle
+from singalign.library import Library
 
 
 def _run(*args, timeout=600):
@@ -152,6 +153,9 @@ def test_chain_on_tiny_synthetic_corpora(tmp_path):
                "--metadata", meta, "--db", str(w / "lib.db"), "--out", str(w / "lib_eval"), "--no-separation", "--greedy")  # fmt: skip
     summary = json.loads((w / "lib_eval/summary.json").read_text())
     assert summary["songs"] == 2 and summary["library"] == 2 and 1 <= summary["lyrics_medr"] <= 2
+    lib = Library(w / "lib.db")  # made as `index add` makes one: search --like embeds new files the same way
+    assert lib.get_meta("separation") == "0" and json.loads(lib.get_meta("spaces")) == ["tags", "lyrics"]
+    lib.close()
     # data selection with the trained (tiny) pitch model, with planted faults reported
     out = _run("recipes/select_songs.py", "--manifest", str(w / "m/songs.jsonl"), "--bundle", str(w / "run/best"),
                "--out", str(w / "m/selected.jsonl"), "--no-separation", "--plant", "0.5", "--threshold", "1.0")  # fmt: skip
