@@ -13,7 +13,8 @@ of frames, minus that of the best path through the same frames (the model's own 
 0 when the best path spells the phrase there, and more negative the more the model would have to
 be overruled. Frames outside the stretch cost nothing, so a song is not penalised for being long.
 Per state, the Viterbi recursion over frames is a running maximum of cumulative sums (as in
-``ranking._sellers``), so one phrase is scored over many songs in ``2 * len(phrase)`` numpy passes.
+``ranking._sellers``), so one phrase is scored over many songs in a few numpy passes over all their
+frames per state (``2 * letters - 1`` states).
 """
 
 from __future__ import annotations
