@@ -246,22 +246,26 @@ def _measure_search(
     first = []
     spot_tracks = search.SPOT_TRACKS
     search.SPOT_TRACKS = 0  # as a library without posteriors (before v4) searches
-    lat = {
-        "vector kernel (numpy cosine top 10)": _latency(lambda v: lib.search_vector(v, "tags", top=10), vecs),
-        "text search (query vector given)": _latency(
-            lambda _: search_library(lib, emb, query="slow piano", top=10), vecs
-        ),
-        "like search (an indexed track)": _latency(
-            lambda i: search_library(lib, None, like=f"/music/{i - 1}.mp3", top=10), picks
-        ),
-        "lyrics search (full text only)": _latency(
-            lambda p: first.append(search_library(lib, None, lyrics=p, top=10)[0]["path"]), phrases
-        ),
-        "lyrics search (full text + lyric embedding)": _latency(
-            lambda p: search_library(lib, emb, lyrics=p, top=10), phrases
-        ),
-    }
-    search.SPOT_TRACKS = spot_tracks
+    try:
+        lat = {
+            "vector kernel (numpy cosine top 10)": _latency(
+                lambda v: lib.search_vector(v, "tags", top=10), vecs
+            ),
+            "text search (query vector given)": _latency(
+                lambda _: search_library(lib, emb, query="slow piano", top=10), vecs
+            ),
+            "like search (an indexed track)": _latency(
+                lambda i: search_library(lib, None, like=f"/music/{i - 1}.mp3", top=10), picks
+            ),
+            "lyrics search (full text only)": _latency(
+                lambda p: first.append(search_library(lib, None, lyrics=p, top=10)[0]["path"]), phrases
+            ),
+            "lyrics search (full text + lyric embedding)": _latency(
+                lambda p: search_library(lib, emb, lyrics=p, top=10), phrases
+            ),
+        }
+    finally:
+        search.SPOT_TRACKS = spot_tracks
     if posteriors:
         lat["lyrics search (+ lyric embedding + posteriors checked)"] = _latency(
             lambda p: search_library(lib, emb, lyrics=p, top=10), phrases

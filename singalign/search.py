@@ -154,10 +154,9 @@ def lyrics_ranking(
     order = np.lexsort((ids, -fused, costs))
     ranked = ids[order].tolist()
     n = max(1, len(query_text(phrase)))
-    match = {int(i): round(1.0 - float(c) / n, 6) for i, c in zip(ids.tolist(), costs.tolist(), strict=True)}
-    ranked, match = spot_rerank(
-        lib, phrase, ranked, match, dict(zip(ids.tolist(), costs.tolist(), strict=True))
-    )
+    edits = dict(zip(ids.tolist(), costs.tolist(), strict=True))
+    match = {i: round(1.0 - c / n, 6) for i, c in edits.items()}
+    ranked, match = spot_rerank(lib, phrase, ranked, match, edits)
     if len(ranked) < top:  # a large library: the unmatched tracks follow in fused order
         seen = set(ranked)
         ranked += [i for i, _ in fuse_top(others, top + len(seen)) if i not in seen][: top - len(ranked)]

@@ -107,7 +107,6 @@ def phrase_scores(labels: list[int], ratios: list[np.ndarray], optional_space: b
     minus_before = {c: columns[c] - cums[c] for c in columns}  # exact: packed ratios are whole steps
     # late[s][t] = D_s[t - 1]: each state's scores one frame late (a view), what the next states read
     late: list[np.ndarray | None] = []
-    last = np.empty(total, np.float32)
     for s, c in enumerate(ext):
         # D[t] = x[t] + max(D[t-1], into[t]) over frames, for this state: with C the cumulative
         # sum of x, D[t] = C[t] + max over u <= t of (into[u] - C[u-1])
@@ -128,9 +127,8 @@ def phrase_scores(labels: list[int], ratios: list[np.ndarray], optional_space: b
             d += minus_before[c]
         np.maximum.accumulate(d, out=d)
         d += cums[c]
-        last = d
         late.append(buf[:-1])
         if s >= 4:
             late[s - 4] = None  # only the last four states are read
-    best = np.maximum.reduceat(last, starts).astype(np.float64)
+    best = np.maximum.reduceat(d, starts).astype(np.float64)  # d: the last letter's scores
     return np.where(best > _PAD / 2, best, -np.inf)
