@@ -88,3 +88,15 @@ def run_process_group(args: list[str], timeout: float, **kw):
         out, err = proc.communicate()
         pytest.fail(f"timed out after {timeout} s: {' '.join(args)}\n{err[-3000:]}")
     return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
+def clean_posteriors(text: str, frames: int = 3) -> np.ndarray:
+    """(T, 34) CTC log-posteriors whose best path spells ``text``: each character on one frame,
+    then ``frames - 1`` blanks; every other class 20 nats behind."""
+    from singalign.constants import BLANK_INDEX, CHAR_TO_INDEX, VOCAB
+
+    lp = np.full((frames * len(text), len(VOCAB)), -20.0, np.float32)
+    for i, ch in enumerate(text):
+        lp[frames * i, CHAR_TO_INDEX[ch]] = 0.0
+        lp[frames * i + 1 : frames * (i + 1), BLANK_INDEX] = 0.0
+    return lp

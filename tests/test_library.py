@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import ROOT
+from conftest import ROOT, clean_posteriors
 
 from singalign.bundle import Bundle, init_bundle
 from singalign.cli import main
@@ -468,15 +468,11 @@ def test_an_older_library_is_upgraded_in_place_and_keeps_its_tracks(tmp_path, ve
 
 
 def _posteriors(text: str, near: dict[int, str] | None = None, behind: float = 1.0) -> bytes:
-    """Packed posteriors whose best path spells ``text`` (each letter on one frame, then two
-    blanks; every other class 20 nats behind), where the letter at position i of ``near`` was only
-    ``behind`` nats behind the best."""
-    from singalign.constants import BLANK_INDEX, CHAR_TO_INDEX, VOCAB
+    """Packed ``clean_posteriors`` of ``text`` (each letter on one frame, then two blanks), where
+    the letter at position i of ``near`` was only ``behind`` nats behind the best."""
+    from singalign.constants import CHAR_TO_INDEX
 
-    lp = np.full((3 * len(text), len(VOCAB)), -20.0, np.float32)
-    for i, ch in enumerate(text):
-        lp[3 * i, CHAR_TO_INDEX[ch]] = 0.0
-        lp[3 * i + 1 : 3 * i + 3, BLANK_INDEX] = 0.0
+    lp = clean_posteriors(text)
     for i, ch in (near or {}).items():
         lp[3 * i, CHAR_TO_INDEX[ch]] = -behind
     return pack_posteriors(lp)

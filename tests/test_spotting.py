@@ -4,8 +4,9 @@ import itertools
 
 import numpy as np
 import pytest
+from conftest import clean_posteriors
 
-from singalign.constants import BLANK_INDEX, CHAR_TO_INDEX, VOCAB
+from singalign.constants import BLANK_INDEX, CHAR_TO_INDEX
 from singalign.decode import simulate_posteriors
 from singalign.spotting import (
     PACK_STEP,
@@ -63,19 +64,9 @@ def test_phrase_scores_equal_brute_force_over_every_alignment():
             )
 
 
-def _clean(text: str, frames: int = 3) -> np.ndarray:
-    """Log-posteriors whose best path spells ``text``: each character on one frame, then blanks;
-    every other class 20 nats behind."""
-    lp = np.full((frames * len(text), len(VOCAB)), -20.0, np.float32)
-    for i, ch in enumerate(text):
-        lp[frames * i, CHAR_TO_INDEX[ch]] = 0.0
-        lp[frames * i + 1 : frames * (i + 1), BLANK_INDEX] = 0.0
-    return lp
-
-
 def test_the_song_whose_best_path_spells_the_phrase_scores_zero_and_ranks_first():
     songs = ["the quick brown fox jumps over the lazy dog", "a slow red cat sleeps under the tall tree"]
-    ratios = [unpack_posteriors(pack_posteriors(_clean(s))) for s in songs]
+    ratios = [unpack_posteriors(pack_posteriors(clean_posteriors(s))) for s in songs]
     scores = phrase_scores(phrase_labels("Brown fox, jumps!"), ratios)
     assert scores[0] == 0.0 and scores[1] < -20
     scores = phrase_scores(phrase_labels("under the tall"), ratios)
@@ -94,7 +85,7 @@ def test_the_song_whose_best_path_spells_the_phrase_scores_zero_and_ranks_first(
 def test_a_misheard_letter_costs_only_its_ratio():
     """The best path spells "wark" but "l" was 2 nats behind "r": "walk" scores -2, where the
     transcript alone sees one wrong letter."""
-    r = _clean("wark", frames=4)
+    r = clean_posteriors("wark", frames=4)
     r[8, CHAR_TO_INDEX["l"]] = -2.0
     ratio = unpack_posteriors(pack_posteriors(r))  # a ratio to the best class is a log-posterior
     assert phrase_scores(phrase_labels("walk"), [ratio])[0] == pytest.approx(-2.0)
