@@ -4,7 +4,8 @@ Usage:
     python recipes/train.py --train PREP [PREP ...] --valid PREP --out RUN \
         [--preset paper|small] [--mode baseline|oracle|multitask|pitch_onset_only] \
         [--init-from BUNDLE] [--epochs 100] [--max-steps N] [--batch-size 16] [--speech-per-batch 4] \
-        [--lr 5e-4] [--patience 10] [--seed 0] [--separator-bundle BUNDLE | --separator SEP_DIR]
+        [--lr 5e-4] [--patience 10] [--seed 0] [--separator-bundle BUNDLE | --separator SEP_DIR] \
+        [--cpu-bf16] [--compile]
     python recipes/train.py --config RUN/train_config.json      # the same run again / resumed
 
     # several processes or machines (DistributedDataParallel; gloo on CPU, nccl on GPUs):
@@ -53,6 +54,12 @@ def main(argv=None) -> int:
         ap.add_argument(f"--{name}", type=typ, default=None)
     ap.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     ap.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.compile the CNNs (2-3x faster CPU steps; needs a C++ compiler; the first steps compile)",
+    )
+    ap.add_argument(
         "--cpu-bf16",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -88,7 +95,7 @@ def main(argv=None) -> int:
         sep = json.loads((sep_dir / "separator.json").read_text())
         updates["separator"] = {**sep, "kind": "umx", "weights": str(sep_dir / "vocals.pth")}
     for name in ("epochs", "max_steps", "batch_size", "speech_per_batch", "lr", "warmup_steps", "patience", "seed",
-                 "max_frames", "save_every_steps", "device", "cpu_bf16"):  # fmt: skip
+                 "max_frames", "save_every_steps", "device", "cpu_bf16", "compile"):  # fmt: skip
         if getattr(args, name) is not None:
             updates[name] = getattr(args, name)
     cfg = replace(cfg, **updates)

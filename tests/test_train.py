@@ -334,3 +334,39 @@ def test_export_checkpoint_gives_the_latest_weights_as_a_bundle(tmp_path):
     assert (t["step"], t["epoch"], t["batch_in_epoch"], t["from_checkpoint"]) == (3, 1, 1, True)
     state = b.state_dict()
     assert all(torch.equal(state[k], v) for k, v in ck["model"].items())
+
+
+def test_compiled_cnns_give_the_eager_outputs_and_gradients_at_any_length():
+    import copy
+
+    from singalign.models import SingAlignModel, compile_cnns
+
+    torch.manual_seed(0)
+    eager = SingAlignModel(preset("tiny", "multitask"))
+    comp = copy.deepcopy(eager)
+    assert compile_cnns(comp) == 2  # CRNN-1's and CRNN-2's
+    assert list(comp.state_dict()) == list(eager.state_dict())  # checkpoints stay interchangeable
+    for t, lengths in [(40, [40, 31, 17]), (57, [57, 57, 9])]:  # a new length reuses the dynamic graph
+        x = torch.randn(3, 2, 80, t)
+        outs = []
+        for model in (eager, comp):
+            model.zero_grad(set_to_none=True)
+            out = model(x, torch.tensor(lengths))
+            (out["char_logits"].logsumexp(-1).sum() + out["pitch_logits"].square().mean()).backward()
+            grads = torch.cat([p.grad.flatten() for p in model.parameters()])
+            outs.append((out["char_logits"], out["pitch_logits"], grads))
+        (ce, pe, ge), (cc, pc, gc) = outs
+        assert torch.allclose(ce, cc, atol=1e-4) and torch.allclose(pe, pc, atol=1e-4)
+        assert ((ge - gc).norm() / ge.norm()).item() < 1e-4
+
+
+def test_fit_with_compile_trains_and_writes_eager_checkpoints(tmp_path):
+    cfg = replace(_resume_cfg(tmp_path, "compiled"), epochs=1, compile=True, device="cpu")
+    res = fit(cfg, progress=False)
+    assert all(hasattr(crnn.cnn, "_compiled_call_impl") for crnn in (res.model.pitch_onset, res.model.lyrics))
+    ref = fit(replace(cfg, compile=False, out_dir=str(tmp_path / "eager")), progress=False)
+    ck, ck_ref = (load_checkpoint(Path(d) / "checkpoint.pt") for d in (cfg.out_dir, ref.out_dir))
+    assert list(ck["model"]) == list(ck_ref["model"])
+    loss, loss_ref = ck["history"][-1]["train_loss"], ck_ref["history"][-1]["train_loss"]
+    assert abs(loss - loss_ref) < 1e-3 * abs(loss_ref)
+    Bundle.load(Path(cfg.out_dir) / "best")  # the exported bundle loads into an eager model

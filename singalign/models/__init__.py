@@ -1,7 +1,7 @@
 """The paper's CRNNs (and, later, the audio-text heads)."""
 
 from singalign.models.config import MODES, PRESETS, ModelConfig, preset
-from singalign.models.crnn import LyricsCRNN, PitchOnsetCRNN, SingAlignModel, count_parameters
+from singalign.models.crnn import LyricsCRNN, PitchOnsetCRNN, SingAlignModel, compile_cnns, count_parameters
 
 __all__ = [
     "MODES",
@@ -11,5 +11,6 @@ __all__ = [
     "LyricsCRNN",
     "PitchOnsetCRNN",
     "SingAlignModel",
+    "compile_cnns",
     "count_parameters",
 ]
