@@ -8,7 +8,8 @@ Usage:
         runs/multitask/best --label baseline oracle multitask --lm LM_DIR --also greedy --out eval/table1
 
 Writes OUT[/label]/hypotheses.jsonl and summary.json per bundle, and OUT/tables.txt (the paper's
-Tables 1 and 2 for the given bundles). --also scores more decodings of the same model pass (e.g.
+Tables 1 and 2 for the given bundles; with several, Table 1b: each one's WER and CER difference to
+the first with a 95% paired bootstrap interval over the items, also in OUT/paired.json). --also scores more decodings of the same model pass (e.g.
 greedy against beam + LM); --align scores forced alignment of the reference lyrics.
 
 --prepared scores prepared items (recipes/features.py) instead of audio: the stored features go into
@@ -30,8 +31,8 @@ from pathlib import Path
 from singalign import recipe
 from singalign.bundle import Bundle
 from singalign.data.manifest import load_manifest
-from singalign.evaluate import evaluate_records, tables
-from singalign.files import write_text
+from singalign.evaluate import evaluate_records, paired_comparisons, tables
+from singalign.files import write_json, write_text
 from singalign.transcribe import TranscribeOptions
 
 
@@ -101,8 +102,17 @@ def main(argv=None) -> int:
         )
         keys = ("wer", "cer", "notes", "decoders", "alignment")
         print(label, json.dumps({k: summaries[label][k] for k in keys if k in summaries[label]}))
-    write_text(Path(args.out) / "tables.txt", tables(summaries))
-    print(tables(summaries))
+    return _write_tables(args, labels, summaries)
+
+
+def _write_tables(args, labels: list[str], summaries: dict) -> int:
+    paired = {}
+    if len(labels) > 1:
+        paired = paired_comparisons({label: Path(args.out) / label for label in labels})
+        write_json(Path(args.out) / "paired.json", paired)
+    text = tables(summaries, paired)
+    write_text(Path(args.out) / "tables.txt", text)
+    print(text)
     return 0
 
 
@@ -132,9 +142,7 @@ def _prepared(args, labels: list[str], decode: dict) -> int:
         )
         keys = ("decoding", "wer", "cer", "decoders", "pitch_frame_error")
         print(label, json.dumps({k: summaries[label][k] for k in keys if k in summaries[label]}))
-    write_text(Path(args.out) / "tables.txt", tables(summaries))
-    print(tables(summaries))
-    return 0
+    return _write_tables(args, labels, summaries)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ both CRNNs, decoding), so the figures are those a user gets. Evidence is written
 :func:`evaluate_prepared` scores prepared items instead (features already computed, ground-truth
 notes at hand), which is the only way to score an oracle-mode model.
 
-``tables`` formats several summaries (one per mode) in the layout of the paper's Tables 1 and 2.
+``tables`` formats several summaries (one per mode) in the layout of the paper's Tables 1 and 2,
+and, given ``paired_comparisons`` of their per-item errors, how sure each difference to the first
+is (paired bootstrap confidence intervals).
 
 For tuning the decoder (``recipes/tune_lm.py``), :func:`manifest_posteriors` and
 :func:`prepared_posteriors` compute the lyrics CRNN's CTC posteriors of validation data once,
@@ -36,6 +38,10 @@ from singalign.data.manifest import Record
 from singalign.errors import SingalignError
 
 log = logging.getLogger(__name__)
+
+#: What each line of ``hypotheses.jsonl`` keeps of ``metrics.utterance_errors`` (the counts let two
+#: evaluations of the same items be compared item by item: ``paired_comparisons``).
+_ERROR_KEYS = ("wer", "cer", "word_errors", "n_ref_words", "char_errors", "n_ref_chars")
 
 
 def reference_notes(record: Record, shift_t: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +143,7 @@ def evaluate_records(
         rows.append(row)
     rates = error_rates(refs, hyps, ids) if refs else {"per_utterance": []}
     for row, per in zip(rows, rates["per_utterance"], strict=False):
-        row.update({k: per[k] for k in ("wer", "cer", "word_errors", "n_ref_words") if k in per})
+        row.update({k: per[k] for k in _ERROR_KEYS if k in per})
     summary: dict[str, Any] = {
         "bundle": str(bundle.path),
         "mode": bundle.model_config.mode,
@@ -266,7 +272,7 @@ def evaluate_prepared(
     refs = [r["reference"] for r in rows]
     rates = error_rates(refs, [r["hypothesis"] for r in rows], [r["id"] for r in rows])
     for row, per in zip(rows, rates["per_utterance"], strict=True):
-        row.update({k: per[k] for k in ("wer", "cer", "word_errors", "n_ref_words") if k in per})
+        row.update({k: per[k] for k in _ERROR_KEYS if k in per})
     summary: dict[str, Any] = {
         "bundle": str(bundle.path),
         "mode": bundle.model_config.mode,
@@ -553,8 +559,54 @@ def grid_table(rows: list[dict[str, Any]]) -> str:
     )
 
 
-def tables(summaries: dict[str, dict[str, Any]]) -> str:
-    """Tables 1 (WER %) and 2 (COn / COnP precision, recall, F %) of the paper, for our summaries.
+def paired_comparisons(
+    out_dirs: dict[str, str | os.PathLike[str]], resamples: int = 2000, seed: int = 0
+) -> dict[str, dict[str, Any]]:
+    """WER and CER differences of each evaluation to the first one, on the items both scored, with
+    paired bootstrap 95% confidence intervals (``metrics.paired_bootstrap``).
+
+    Args:
+        out_dirs: label -> an evaluation's folder (its ``hypotheses.jsonl``); the first label is the
+            reference every other is compared with.
+
+    Returns:
+        label (all but the first) -> ``{"versus", "n_items", "wer": {...}, "cer": {...}}``, each
+        ``{"diff", "low", "high", "p_b_not_better"}`` in rate units (0.01 = one point).
+    """
+    from singalign.files import read_jsonl
+    from singalign.metrics import paired_bootstrap
+
+    def counts(folder) -> dict[str, dict[str, Any]]:
+        rows = read_jsonl(Path(folder) / "hypotheses.jsonl")
+        return {r["id"]: r for r in rows if "word_errors" in r and "char_errors" in r}
+
+    labels = list(out_dirs)
+    if len(labels) < 2:
+        return {}
+    first = counts(out_dirs[labels[0]])
+    out: dict[str, dict[str, Any]] = {}
+    for label in labels[1:]:
+        other = counts(out_dirs[label])
+        ids = [i for i in first if i in other]
+        if not ids:
+            continue
+        entry: dict[str, Any] = {"versus": labels[0], "n_items": len(ids)}
+        for name, err, ref in (("wer", "word_errors", "n_ref_words"), ("cer", "char_errors", "n_ref_chars")):
+            entry[name] = paired_bootstrap(
+                [first[i][err] for i in ids],
+                [other[i][err] for i in ids],
+                [first[i][ref] for i in ids],
+                resamples=resamples,
+                seed=seed,
+            )
+        out[label] = entry
+    return out
+
+
+def tables(summaries: dict[str, dict[str, Any]], paired: dict[str, dict[str, Any]] | None = None) -> str:
+    """Tables 1 (WER %) and 2 (COn / COnP precision, recall, F %) of the paper, for our summaries,
+    and with ``paired`` (``paired_comparisons``) Table 1b: each difference to the first, with its
+    95% paired bootstrap interval.
 
     Args:
         summaries: label (e.g. "baseline", "multitask") -> summary from ``evaluate_records``.
@@ -566,6 +618,21 @@ def tables(summaries: dict[str, dict[str, Any]]) -> str:
     lines = ["Table 1. WER (%) and CER (%)", f"{'method':24s}{'WER':>10s}{'CER':>10s}"]
     for label, s in summaries.items():
         lines.append(f"{label:24s}{pct(s.get('wer')):>10s}{pct(s.get('cer')):>10s}")
+    if paired:
+        versus = next(iter(paired.values()))["versus"]
+        lines += [
+            "",
+            f"Table 1b. Differences to {versus} (points; 95% paired bootstrap interval over items;",
+            "p: share of resamples where the method is not better)",
+            f"{'method':24s}{'WER':>10s}{'interval':>18s}{'p':>7s}{'CER':>10s}{'interval':>18s}{'p':>7s}",
+        ]
+        for label, c in paired.items():
+            cells = ""
+            for name in ("wer", "cer"):
+                d = c[name]
+                iv = f"[{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]"
+                cells += f"{100 * d['diff']:>+10.2f}{iv:>18s}{d['p_b_not_better']:>7.3f}"
+            lines.append(f"{label:24s}{cells}")
     lines += [
         "",
         "Table 2. Note transcription (%)",

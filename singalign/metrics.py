@@ -192,6 +192,52 @@ def error_rates(refs: Sequence[str], hyps: Sequence[str], ids: Sequence[str] | N
     }
 
 
+def paired_bootstrap(
+    errors_a: Sequence[int],
+    errors_b: Sequence[int],
+    n_ref: Sequence[int],
+    resamples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float]:
+    """How sure is a difference of two systems' corpus error rates on the same items? A paired
+    bootstrap over items (Bisani & Ney 2004; Koehn 2004).
+
+    Items are drawn with replacement ``resamples`` times; each draw's difference is
+    ``sum(errors_b) / sum(n_ref) - sum(errors_a) / sum(n_ref)`` over the drawn items (corpus rates,
+    as WER and CER are computed), so both systems always see the same draw.
+
+    Args:
+        errors_a, errors_b: per-item errors (words or characters) of systems A and B.
+        n_ref: per-item reference lengths in the same unit.
+
+    Returns:
+        ``{"diff"}`` the observed difference B - A (negative: B makes fewer errors), ``{"low",
+        "high"}`` its percentile confidence interval at ``level``, ``{"p_b_not_better"}`` the share
+        of draws in which B is not better than A (a one-sided bootstrap p-value for "B is better").
+    """
+    a, b, n = (np.asarray(x, dtype=np.float64) for x in (errors_a, errors_b, n_ref))
+    if not (len(a) == len(b) == len(n)) or len(n) == 0:
+        raise ValueError("errors_a, errors_b and n_ref must be non-empty and of the same length")
+    if n.sum() <= 0:
+        raise ValueError("the references are empty")
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(resamples)
+    chunk = max(1, 2_000_000 // len(n))  # bounded memory for large test sets
+    for lo in range(0, resamples, chunk):
+        idx = rng.integers(0, len(n), (min(chunk, resamples - lo), len(n)))
+        refs = n[idx].sum(axis=1)
+        diffs[lo : lo + len(idx)] = (b[idx].sum(axis=1) - a[idx].sum(axis=1)) / np.maximum(refs, 1e-12)
+    tail = (1.0 - level) / 2
+    low, high = np.quantile(diffs, [tail, 1.0 - tail])
+    return {
+        "diff": float((b.sum() - a.sum()) / n.sum()),
+        "low": float(low),
+        "high": float(high),
+        "p_b_not_better": float(np.mean(diffs >= 0)),
+    }
+
+
 def wer(ref: str | Sequence[str], hyp: str | Sequence[str]) -> float | None:
     """Word error rate of one text pair, or corpus-level over lists of texts."""
     if isinstance(ref, str):

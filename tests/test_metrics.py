@@ -141,3 +141,35 @@ def test_tagging_metrics():
     assert metrics.zero_shot_accuracy(
         np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]]), [0, 1, 1]
     ) == pytest.approx(2 / 3)
+
+
+# ----------------------------------------------------------------------------- paired bootstrap
+
+
+def test_paired_bootstrap_known_answers():
+    n = [10, 10, 20, 40]
+    same = metrics.paired_bootstrap([1, 2, 3, 4], [1, 2, 3, 4], n)
+    assert same == {"diff": 0.0, "low": 0.0, "high": 0.0, "p_b_not_better": 1.0}
+    # B makes one error fewer on every item: B - A = -4 / 80, and no draw can favour A
+    better = metrics.paired_bootstrap([1, 2, 3, 4], [0, 1, 2, 3], n)
+    assert better["diff"] == pytest.approx(-4 / 80)
+    assert better["high"] < 0 and better["p_b_not_better"] == 0.0
+    # a single item decides every draw: the interval collapses onto the observed difference
+    one = metrics.paired_bootstrap([3], [5], [10])
+    assert one == pytest.approx({"diff": 0.2, "low": 0.2, "high": 0.2, "p_b_not_better": 1.0})
+
+
+def test_paired_bootstrap_interval_holds_the_difference_and_shrinks_with_more_items():
+    rng = np.random.default_rng(1)
+    widths = []
+    for items in (50, 800):
+        n = rng.integers(5, 30, items)
+        a = rng.binomial(n, 0.40)
+        b = rng.binomial(n, 0.35)  # B is truly 5 points better
+        r = metrics.paired_bootstrap(a, b, n, resamples=1000, seed=3)
+        assert r["low"] <= r["diff"] <= r["high"]
+        widths.append(r["high"] - r["low"])
+    assert widths[1] < widths[0] / 2  # about 1 / sqrt(16) as wide
+    assert r["high"] < 0 and r["p_b_not_better"] < 0.01  # 800 items settle 5 points
+    with pytest.raises(ValueError):
+        metrics.paired_bootstrap([1], [1, 2], [3, 3])

@@ -110,6 +110,11 @@ def test_chain_on_tiny_synthetic_corpora(tmp_path):
     assert prep_a["n_items"] >= 2 and prep_a["decoding"] == "greedy" and "pitch_frame_error" in prep_a
     assert prep_a["wer"] == json.loads((w / "eval_prep/b/summary.json").read_text())["wer"]
     assert "Table 1" in (w / "eval_prep/tables.txt").read_text()
+    # the same model twice: every paired difference is exactly 0, and "b" is never better
+    paired = json.loads((w / "eval_prep/paired.json").read_text())["b"]
+    assert paired["versus"] == "a" and paired["n_items"] == prep_a["n_items"]
+    assert paired["wer"] == {"diff": 0.0, "low": 0.0, "high": 0.0, "p_b_not_better": 1.0}
+    assert "Table 1b. Differences to a" in (w / "eval_prep/tables.txt").read_text()
     # the notes-input ablation runs through the recipe, and only on prepared items
     _run("recipes/evaluate.py", "--prepared", str(w / "prep"), "--bundle", str(w / "run/best"), "--greedy",
          "--withhold-notes", "--out", str(w / "eval_withheld"))  # fmt: skip
