@@ -11,7 +11,10 @@ Usage:
     # several processes or machines (DistributedDataParallel; gloo on CPU, nccl on GPUs):
     torchrun --nproc_per_node 4 recipes/train.py --config cfg.json
 
-Re-running with the same --out resumes from RUN/checkpoint.pt exactly where it stopped.
+Re-running with the same --out resumes from RUN/checkpoint.pt exactly where it stopped. --max-steps ends
+the run as if its epoch ended there (validation, export of the best); a resume with a higher limit
+starts the next epoch. To pause in the middle of an epoch instead, kill the run (SIGTERM or Ctrl-C):
+it checkpoints after the current step.
 PREP folders are made by recipes/features.py. The best model is exported to RUN/best (a bundle).
 The separator named (default: none, the mixture in both channels) must be the one the PREP features
 were made with; the bundles name it so that inference separates the same way.
