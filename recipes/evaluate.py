@@ -9,8 +9,9 @@ Usage:
 
 Writes OUT[/label]/hypotheses.jsonl and summary.json per bundle, and OUT/tables.txt (the paper's
 Tables 1 and 2 for the given bundles; with several, Table 1b: each one's WER and CER difference to
-the first with a 95% paired bootstrap interval over the items, also in OUT/paired.json). --also scores more decodings of the same model pass (e.g.
-greedy against beam + LM); --align scores forced alignment of the reference lyrics.
+the first with a 95% paired bootstrap interval over the items, also in OUT/paired.json). --also
+scores more decodings of the same model pass (e.g. greedy against beam + LM); --align scores forced
+alignment of the reference lyrics.
 
 --prepared scores prepared items (recipes/features.py) instead of audio: the stored features go into
 the model with the items' true notes, as in training's validation. That is how an oracle-mode bundle
