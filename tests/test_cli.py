@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -135,15 +134,20 @@ def test_real_samples_transcribe(tmp_path, bundle):
     assert json.loads((out / "LJ001-0001.json").read_text())["duration"] == pytest.approx(9.66, abs=0.05)
 
 
-def test_help_is_fast_and_lists_commands():
-    t = time.time()
-    proc = subprocess.run(
-        [sys.executable, "-m", "singalign.cli", "--help"], capture_output=True, text=True, cwd=ROOT
+def test_help_lists_commands_without_importing_torch():
+    # --help stays fast because no subcommand imports torch until it runs: checked in a fresh
+    # process (this one has torch loaded already), not by timing it
+    code = (
+        "import sys\n"
+        "from singalign.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit as e:\n    code = e.code\n"
+        "print('TORCH-LOADED' if 'torch' in sys.modules else 'TORCH-NOT-LOADED', code)\n"
     )
-    assert proc.returncode == 0 and time.time() - t < 10
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0
     for cmd in ("transcribe", "synth", "score", "lm", "bundle"):
         assert cmd in proc.stdout
-    assert "torch" not in sys.modules or True  # --help ran in its own process above
+    assert proc.stdout.strip().splitlines()[-1] == "TORCH-NOT-LOADED 0"
 
 
 def test_align_known_lyrics_keeps_lines_and_words(tmp_path, bundle, capsys):
