@@ -161,8 +161,9 @@ def compile_cnns(model: nn.Module) -> int:
     The CNNs run at the full frame rate and their instance norms, ReLUs and padding masks are
     elementwise passes over (batch, channels, 80, frames) tensors, which dominate an eager CPU
     step; inductor fuses them around the convolutions (``small`` training steps on 2 CPU cores
-    2.4x faster in float32, 3.1x with bfloat16 autocast: bench/bench_train_step.py). The time axis is compiled as dynamic, so batches of any
-    length share one graph after the first compile (tens of seconds, plus one more for eval mode).
+    2.4x faster in float32, 3.1x with bfloat16 autocast: bench/bench_train_step.py). The time axis
+    is compiled as dynamic, so batches of any length share one graph after the first compile (tens
+    of seconds, plus one more for eval mode).
     Parameter names do not change, so checkpoints and bundles stay interchangeable with an eager
     model. Needs a C++ compiler. Returns the number of CNNs compiled.
     """
