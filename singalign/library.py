@@ -83,12 +83,20 @@ import numpy as np
 
 from singalign.errors import SingalignError, file_error
 from singalign.metrics import normalize_for_scoring
-from singalign.ranking import VectorRanking, match_costs, match_text, query_text
-from singalign.spotting import pack_posteriors
+from singalign.ranking import VectorRanking, match_ends, match_text, query_text
+from singalign.spotting import (
+    chunk_packed,
+    heard_frames,
+    pack_frames,
+    pack_posteriors,
+    unpack_frames,
+    unpack_posteriors,
+    unpack_window,
+)
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: FTS candidates considered by a lyrics search.
 FTS_CANDIDATES = 200
 #: Most tracks one stage of a lyrics query scores with BM25 (FTS5 spends about 2 us per scored
@@ -141,7 +149,8 @@ END;
 CREATE TABLE IF NOT EXISTS failures(path TEXT PRIMARY KEY, sha256 TEXT, error TEXT, time REAL);
 CREATE TABLE IF NOT EXISTS posteriors(
     track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
-    packed BLOB NOT NULL
+    packed BLOB NOT NULL,
+    heard_frames BLOB NOT NULL DEFAULT x''
 );
 """
 
@@ -211,18 +220,33 @@ class Library:
         version = self.get_meta("schema_version")
         if version is None:
             self.set_meta({"schema_version": str(SCHEMA_VERSION)})
-        elif int(version) in (1, 2, 3):
+        elif int(version) in (1, 2, 3, 4):
             self._upgrade(int(version))
         elif int(version) != SCHEMA_VERSION:
             raise SingalignError(f"{self.path}: library schema v{version}, this code reads v{SCHEMA_VERSION}")
 
     def _upgrade(self, version: int) -> None:
-        """Bring a v1, v2 or v3 file to ``SCHEMA_VERSION`` in one transaction (v1 tracks keep
+        """Bring a v1 to v4 file to ``SCHEMA_VERSION`` in one transaction (v1 tracks keep
         heard = '' and are matched by their transcript; tracks before v4 have no posteriors, whose
-        table the schema script has already created)."""
+        table the schema script has already created; v4's posteriors are cut into chunks and get
+        the frames of what was heard, ``spotting.heard_frames``: about 40 ms a 3.5-minute song)."""
         with self._transaction():
             if self.get_meta("schema_version") != str(version):  # another process upgraded it meanwhile
                 return
+            if version == 4:
+                self.db.execute("ALTER TABLE posteriors ADD COLUMN heard_frames BLOB NOT NULL DEFAULT x''")
+                ids = [r[0] for r in self.db.execute("SELECT track_id FROM posteriors ORDER BY track_id")]
+                for lo in range(0, len(ids), 500):  # in batches: a large library's blobs fill gigabytes
+                    marks = ",".join("?" * len(ids[lo : lo + 500]))
+                    rows = self.db.execute(
+                        f"SELECT p.track_id, p.packed, t.heard_match FROM posteriors p JOIN tracks t "
+                        f"ON t.id = p.track_id WHERE p.track_id IN ({marks})",
+                        ids[lo : lo + 500],
+                    ).fetchall()
+                    self.db.executemany(
+                        "UPDATE posteriors SET packed = ?, heard_frames = ? WHERE track_id = ?",
+                        [(*_posterior_row(packed, bytes(heard)), tid) for tid, packed, heard in rows],
+                    )
             if version == 1:
                 self.db.execute("ALTER TABLE tracks ADD COLUMN heard TEXT NOT NULL DEFAULT ''")
             if version <= 2:
@@ -360,7 +384,10 @@ class Library:
             )
             self.db.execute("INSERT INTO lyrics_fts(rowid, transcript) VALUES (?, ?)", (tid, a.transcript))
             if a.posteriors:
-                self.db.execute("INSERT INTO posteriors(track_id, packed) VALUES (?, ?)", (tid, a.posteriors))
+                self.db.execute(
+                    "INSERT INTO posteriors(track_id, packed, heard_frames) VALUES (?, ?, ?)",
+                    (tid, *_posterior_row(a.posteriors, match_text(a.heard or a.transcript))),
+                )
             self.db.execute("DELETE FROM failures WHERE path = ?", (path,))
         self._matrices.clear()
         return tid
@@ -389,6 +416,34 @@ class Library:
             [int(i) for i in track_ids],
         )
         return dict(rows)
+
+    def heard_frames(self, track_ids: list[int]) -> dict[int, np.ndarray]:
+        """The frame of each character of ``heard_match`` (``spotting.heard_frames``) of those of
+        ``track_ids`` that have posteriors."""
+        if not track_ids:
+            return {}
+        marks = ",".join("?" * len(track_ids))
+        rows = self.db.execute(
+            f"SELECT track_id, heard_frames FROM posteriors WHERE track_id IN ({marks})",
+            [int(i) for i in track_ids],
+        )
+        return {int(i): unpack_frames(b) for i, b in rows}
+
+    def posterior_windows(self, windows: list[tuple[int, int, int | None]]) -> list[tuple[np.ndarray, int]]:
+        """For each (track id, first frame, last frame (excluded; None: the end)), its stored
+        posteriors' ratios there and the frame they start at (``spotting.unpack_window``): only the
+        blob's header and the chunks holding those frames are read (SQLite incremental blob I/O)
+        and decompressed. Every track must have posteriors."""
+        out = []
+        for tid, first, last in windows:
+            with self.db.blobopen("posteriors", "packed", int(tid), readonly=True) as blob:
+
+                def read(offset: int, size: int, blob=blob) -> bytes:
+                    blob.seek(offset)
+                    return blob.read(size)
+
+                out.append(unpack_window(read, first, last))
+        return out
 
     def record_failure(self, path: str, sha: str, error: str) -> None:
         with self._transaction():
@@ -437,10 +492,15 @@ class Library:
         return {int(ids[i]): r for r, i in enumerate(order)}
 
     def fuzzy_costs(self, phrase: str, candidates: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(track ids, costs): the approximate match of ``phrase`` in what was heard in each track
-        (fewest character edits to some stretch of it, ``ranking.match_costs`` over the stored
-        ``heard_match``), for
-        every track when the library has at most ``FUZZY_ALL_TRACKS``, else for the ``candidates``
+        """(track ids, costs) of ``fuzzy_matches``."""
+        return self.fuzzy_matches(phrase, candidates)[:2]
+
+    def fuzzy_matches(
+        self, phrase: str, candidates: list[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(track ids, costs, ends): the approximate match of ``phrase`` in what was heard in each track
+        (fewest character edits to some stretch of it, and where in it the best stretch ends:
+        ``ranking.match_ends`` over the stored ``heard_match``), for every track when the library has at most ``FUZZY_ALL_TRACKS``, else for the ``candidates``
         (a 5-word phrase costs about 20 ms per 200k characters on 2 cores).
 
         Word search misses a remembered line whose words were each transcribed with a wrong letter,
@@ -461,7 +521,7 @@ class Library:
         else:
             rows = []
         ids = np.array([r[0] for r in rows], np.int64)
-        return ids, match_costs(query_text(phrase), [r[1] for r in rows])
+        return ids, *match_ends(query_text(phrase), [r[1] for r in rows])
 
     def search_fts(self, phrase: str, limit: int = FTS_CANDIDATES) -> list[int]:
         """Track ids whose transcript matches ``phrase``, best first: exact phrase matches first (by
@@ -601,6 +661,12 @@ class Library:
                     scores.setdefault(i, sc)
         ranked = sorted(scores.items(), key=lambda kv: (kv[1], kv[0]))
         return [i for i, _ in ranked[:limit]]
+
+
+def _posterior_row(packed: bytes, heard_match: bytes) -> tuple[bytes, bytes]:
+    """(packed posteriors in chunks, the frames of what was heard) as table ``posteriors`` stores them."""
+    packed = chunk_packed(packed)
+    return packed, pack_frames(heard_frames(heard_match, unpack_posteriors(packed)))
 
 
 def _fts_phrase(words: list[str]) -> str:

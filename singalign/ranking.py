@@ -155,10 +155,19 @@ def match_costs(q: bytes, norm: list[bytes], chunk: int = 1024) -> np.ndarray:
     overlapping pieces of every text at once (about 2,000 numpy operations per query, each over all
     pieces); longer ones the dynamic programme (``len(q)`` times more work), in chunks of texts of
     similar length."""
+    return match_ends(q, norm, chunk)[0]
+
+
+def match_ends(q: bytes, norm: list[bytes], chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """``match_costs`` and where each best match ends: (costs (N,) int32, ends (N,) int64, the
+    index in the text of the last character of its first best stretch; -1 where the best is to
+    delete the whole query, e.g. in an empty text). The stretch starts at most ``len(q) + cost``
+    characters before its end (lyrics search checks the posteriors there: ``search.spot_rerank``)."""
     out = np.full(len(norm), len(q), np.int32)  # an empty text: delete the whole query
+    where = np.full(len(norm), -1, np.int64)
     if not q:
         out[:] = 0
-        return out
+        return out, where
     qa = np.frombuffer(q, np.uint8)
     if len(q) <= 64:
         # Myers over pieces of the texts, all at once: the best stretch is at most 2m characters
@@ -176,8 +185,15 @@ def match_costs(q: bytes, norm: list[bytes], chunk: int = 1024) -> np.ndarray:
         piece_lens = np.minimum(width, ends[owner] - starts)  # the rest belongs to the next text
         if len(owner):
             t = buf[starts[:, None] + np.arange(width)]
-            np.minimum.at(out, owner, _myers(qa, t, piece_lens))
-        return out
+            best, at = _myers(qa, t, piece_lens)
+            np.minimum.at(out, owner, best)
+            # each text's first piece with its best cost (pieces of a text are in order)
+            top = np.flatnonzero(best == out[owner])
+            texts, k = np.unique(owner[top], return_index=True)
+            piece = top[k]
+            where[texts] = starts[piece] + at[piece] - (ends - lens)[texts]
+            where[out == len(q)] = -1
+        return out, where
     order = sorted((i for i in range(len(norm)) if norm[i]), key=lambda i: len(norm[i]))
     for lo in range(0, len(order), chunk):
         rows = order[lo : lo + chunk]
@@ -185,13 +201,15 @@ def match_costs(q: bytes, norm: list[bytes], chunk: int = 1024) -> np.ndarray:
         t = np.zeros((len(rows), int(lens[-1])), np.uint8)
         for r, i in enumerate(rows):
             t[r, : lens[r]] = np.frombuffer(norm[i], np.uint8)
-        out[rows] = _sellers(qa, t, lens)
-    return out
+        out[rows], where[rows] = _sellers(qa, t, lens)
+    where[out == len(q)] = -1
+    return out, where
 
 
-def _myers(q: np.ndarray, t: np.ndarray, lens: np.ndarray) -> np.ndarray:
+def _myers(q: np.ndarray, t: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Myers' bit-parallel search: best edit distance of ``q`` (m <= 64) to a substring of each
-    row of ``t`` (N, W) that ends within its length ``lens``; rows are processed together."""
+    row of ``t`` (N, W) that ends within its length ``lens``, and the first column where one ends
+    ((N,) int32, (N,) int64); rows are processed together."""
     m = len(q)
     mask = np.uint64((1 << m) - 1)
     high = np.uint64(1 << (m - 1))
@@ -202,9 +220,10 @@ def _myers(q: np.ndarray, t: np.ndarray, lens: np.ndarray) -> np.ndarray:
     pv = np.full(n, mask, np.uint64)
     mv = np.zeros(n, np.uint64)
     score = np.full(n, m, np.int32)
-    best = score.copy()
+    width = t.shape[1]
+    scores = np.empty((width, n), np.int32)  # each column's score: the best and where it is, after
     one = np.uint64(1)
-    for j in range(t.shape[1]):
+    for j in range(width):
         eq = peq[t[:, j]]
         xv = eq | mv
         xh = ((((eq & pv) + pv) & mask) ^ pv) | eq
@@ -215,13 +234,19 @@ def _myers(q: np.ndarray, t: np.ndarray, lens: np.ndarray) -> np.ndarray:
         mh = (mh << one) & mask
         pv = mh | (~(xv | ph) & mask)
         mv = ph & xv
-        live = j < lens  # past its end a row's padding cannot improve it
-        np.minimum(best, np.where(live, score, best), out=best)
-    return best
+        scores[j] = score
+    short = np.flatnonzero(lens < width)  # past its end, a row's padding cannot improve it
+    if len(short):
+        tail = scores[:, short]
+        tail[np.arange(width)[:, None] >= lens[short][None, :]] = m
+        scores[:, short] = tail
+    at = scores.argmin(axis=0)
+    return scores[at, np.arange(n)], at
 
 
-def _sellers(q: np.ndarray, t: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """The dynamic programme behind ``approximate_match_costs``, for any query length."""
+def _sellers(q: np.ndarray, t: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The dynamic programme behind ``approximate_match_costs``, for any query length: each row's
+    cost and the index of the last character of its first best stretch."""
     width = t.shape[1]
     j = np.arange(width + 1, dtype=np.int32)
     prev = np.zeros((t.shape[0], width + 1), np.int32)  # row 0: the match may start anywhere
@@ -234,5 +259,7 @@ def _sellers(q: np.ndarray, t: np.ndarray, lens: np.ndarray) -> np.ndarray:
         np.minimum.accumulate(cur, axis=1, out=cur)
         cur[:, 1:] += j[1:]
         prev = cur
-    # the match ends anywhere within the text (not in its padding)
-    return np.where(j[None, :] <= lens[:, None], prev, np.iinfo(np.int32).max).min(axis=1)
+    # the match ends anywhere within the text (not in its padding); column j: after j characters
+    prev = np.where(j[None, :] <= lens[:, None], prev, np.iinfo(np.int32).max)
+    at = prev.argmin(axis=1)
+    return prev[np.arange(len(prev)), at], at - 1

@@ -25,10 +25,13 @@ from singalign.ranking import VectorRanking, fuse_top
 #: Lyrics search checks the phrase in the stored posteriors of at most this many of its best
 #: tracks by the approximate match (``spot_rerank``) ...
 SPOT_TRACKS = 50
-#: ... and of at most this many posterior frames in all (31.25 a second: 16 minutes of audio, four
-#: or five songs of 3.5 minutes, or 37 synthetic songs of 25 s), which bounds the time a query takes
-#: (about 13 ms for 30k frames on one core) whatever the songs' lengths.
-SPOT_FRAMES = 30_000
+#: ... in a window of frames around the stretch of what was heard that matched it best, this many
+#: frames (31.25 a second) before its first character's frame and after its last one's ...
+SPOT_MARGIN = 48
+#: ... and of at most this many frames in all: 50 windows of about 250 frames (a 5-word phrase) fit.
+#: A window's cost does not depend on the song's length (``Library.posterior_windows`` reads and
+#: decompresses only the chunks that hold it); the phrase DP takes about 0.3 ms per 1,000 frames.
+SPOT_FRAMES = 15_000
 #: A word boundary in the phrase may be missing from what was heard (``spotting.phrase_scores``).
 SPOT_OPTIONAL_SPACE = True
 #: What one character edit of the approximate match costs a checked track, in nats of spotting
@@ -128,7 +131,7 @@ def lyrics_ranking(
     """Tracks for a remembered lyrics ``phrase``, best first, and each matched track's score.
 
     Tracks are ordered by the approximate match of the phrase in what was heard
-    (``Library.fuzzy_costs``; score = 1 - edits / phrase length, 1 for the phrase as it is); ties
+    (``Library.fuzzy_matches``; score = 1 - edits / phrase length, 1 for the phrase as it is); ties
     by reciprocal rank fusion of full-text search of the transcripts' words and the lyric-text
     embedding. In a library above ``FUZZY_ALL_TRACKS``, only those two rankings' candidates are
     matched; the rest follow in fused order. Rank fusion of the three with equal weights was
@@ -147,16 +150,17 @@ def lyrics_ranking(
         by_embedding = lib.vector_ranking(embedder.embed_texts([phrase], "lyrics")[0], "lyrics", exclude)
         others.append(by_embedding)
         candidates.update(int(by_embedding.ids[k]) for k in by_embedding.best(FTS_CANDIDATES))
-    ids, costs = lib.fuzzy_costs(phrase, sorted(candidates))
+    ids, costs, ends = lib.fuzzy_matches(phrase, sorted(candidates))
     keep = ~np.isin(ids, list(exclude)) if exclude else np.ones(len(ids), bool)
-    ids, costs = ids[keep], costs[keep]
+    ids, costs, ends = ids[keep], costs[keep], ends[keep]
     fused = fused_scores(others, ids)  # ids ascend (fuzzy_costs)
     order = np.lexsort((ids, -fused, costs))
     ranked = ids[order].tolist()
     n = max(1, len(query_text(phrase)))
     edits = dict(zip(ids.tolist(), costs.tolist(), strict=True))
     match = {i: round(1.0 - c / n, 6) for i, c in edits.items()}
-    ranked, match = spot_rerank(lib, phrase, ranked, match, edits)
+    at = dict(zip(ids.tolist(), ends.tolist(), strict=True))
+    ranked, match = spot_rerank(lib, phrase, ranked, match, edits, at)
     if len(ranked) < top:  # a large library: the unmatched tracks follow in fused order
         seen = set(ranked)
         ranked += [i for i, _ in fuse_top(others, top + len(seen)) if i not in seen][: top - len(ranked)]
@@ -164,31 +168,55 @@ def lyrics_ranking(
 
 
 def spot_rerank(
-    lib: Library, phrase: str, ranked: list[int], match: dict[int, float], edits: dict[int, int]
+    lib: Library,
+    phrase: str,
+    ranked: list[int],
+    match: dict[int, float],
+    edits: dict[int, int],
+    ends: dict[int, int] | None = None,
 ) -> tuple[list[int], dict[int, float]]:
     """Check ``phrase`` in the stored CTC posteriors of the first tracks of ``ranked`` (those that
     have them, up to ``SPOT_TRACKS`` tracks and ``SPOT_FRAMES`` frames) and put the checked tracks
     first, by their spotting score (``spotting.phrase_scores``, <= 0) minus ``SPOT_EDIT_COST`` per
     character edit of the approximate match (``edits``); the others follow in their order.
 
+    A track is checked in a window: the frames of the stretch of what was heard that matched the
+    phrase best (it ends at character ``ends[i]`` of ``heard_match``, ``Library.fuzzy_matches``,
+    and starts at most the phrase's length plus its edits before; each character's frame is
+    stored, ``Library.heard_frames``), widened by ``SPOT_MARGIN`` frames on each side. The score
+    there equals the whole song's when the best alignment lies in the window, and is lower
+    otherwise. A track without ``ends`` (or no frames of what was heard) is checked whole.
+
     A checked track's score is exp(that sum / letters of the phrase): 1 when the model heard the
     phrase exactly; the others keep their ``match`` score, capped at the lowest checked one.
     """
-    from singalign.spotting import phrase_labels, phrase_scores, unpack_posteriors
+    from singalign.ranking import query_text
+    from singalign.spotting import phrase_labels, phrase_scores
 
     labels = phrase_labels(phrase)
     if not labels or not ranked:
         return ranked, match
+    ends = ends or {}
+    first = ranked[:SPOT_TRACKS]
+    frames_of = lib.heard_frames(first)
+    span = len(query_text(phrase))
     checked, ratios, frames = [], [], 0
-    for i in ranked[:SPOT_TRACKS]:  # read one by one: the frame budget may stop after a few
-        packed = lib.posteriors([i]).get(i)
-        if packed:
-            r = unpack_posteriors(packed)
-            if checked and frames + len(r) > SPOT_FRAMES:
-                break
-            checked.append(i)
-            ratios.append(r)
-            frames += len(r)
+    for i in first:  # read one by one: the frame budget may stop before the end
+        if i not in frames_of:  # no posteriors
+            continue
+        f, e = frames_of[i], ends.get(i, -1)
+        if e >= 0 and len(f):
+            e = min(e, len(f) - 1)
+            s = max(0, e + 1 - span - int(edits.get(i, 0)))
+            window = (i, int(f[s]) - SPOT_MARGIN, int(f[e]) + SPOT_MARGIN + 1)
+        else:
+            window = (i, 0, None)
+        r = lib.posterior_windows([window])[0][0]
+        if checked and frames + len(r) > SPOT_FRAMES:
+            break
+        checked.append(i)
+        ratios.append(r)
+        frames += len(r)
     if not checked:
         return ranked, match
     scores = phrase_scores(labels, ratios, optional_space=SPOT_OPTIONAL_SPACE)

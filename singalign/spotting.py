@@ -19,7 +19,10 @@ frames per state (``2 * letters - 1`` states).
 
 from __future__ import annotations
 
+import difflib
+import struct
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 
@@ -35,8 +38,17 @@ PACKED_CLASSES: tuple[int, ...] = tuple(i for i, c in enumerate(VOCAB) if c not 
 #: unquantized posteriors, in about 190 bytes per second of audio (1/8-nat steps: 760).
 PACK_STEP = 1.0
 PACK_LEVELS = 10
-#: A packed blob starts with this byte (the format's version).
-_PACK_VERSION = 1
+#: Frames per independently compressed chunk of a packed blob (about 2 s): a window of frames is
+#: read and decompressed without the rest of the song. On the 500 held-out synthetic songs of the
+#: library evaluation, 64-frame chunks take 200 bytes a second of audio (one zlib stream: 184;
+#: 32 frames: 212; 128: 193).
+CHUNK_FRAMES = 64
+#: A packed blob starts with its format: 1, one zlib stream (schema v4); 2, chunks (v5 on).
+_PACK_WHOLE = 1
+_PACK_CHUNKED = 2
+#: Format 2's header: format, frames, frames per chunk; then each chunk's end offset (uint32, from
+#: the end of the offset table), then the chunks, each ``zlib`` of its frames class by class.
+_HEAD = struct.Struct("<BIH")
 #: Below this, a frame's class scores the same: keeps one impossible letter from outweighing the rest.
 SCORE_FLOOR = -PACK_STEP * PACK_LEVELS
 #: Scores of frames that do not exist (padding when songs of different lengths are scored together).
@@ -44,27 +56,140 @@ _PAD = -1.0e4
 
 _INDEX_OF = {c: k for k, c in enumerate(PACKED_CLASSES)}
 _BLANK = _INDEX_OF[BLANK_INDEX]
+_N = len(PACKED_CLASSES)
 
 
-def pack_posteriors(log_probs: np.ndarray) -> bytes:
+def pack_posteriors(log_probs: np.ndarray, chunk_frames: int = CHUNK_FRAMES) -> bytes:
     """(T, 34) CTC log-posteriors as a compact blob: punctuation folded, each frame's classes as
     whole steps of ``PACK_STEP`` nats below its best class (at most ``PACK_LEVELS``), one byte each,
-    class by class, zlib-compressed: about 190 bytes per second of audio (31.25 frames a second)."""
+    in chunks of ``chunk_frames`` frames, each class by class and zlib-compressed on its own: about
+    200 bytes per second of audio (31.25 frames a second). ``unpack_posteriors`` reads it whole,
+    ``unpack_window`` a stretch of frames."""
     lp = fold_punctuation(log_probs)[:, PACKED_CLASSES].astype(np.float64)
     ratio = lp - lp.max(axis=1, keepdims=True) if len(lp) else lp
     q = np.clip(np.round(-ratio / PACK_STEP), 0, PACK_LEVELS).astype(np.uint8)
-    return bytes([_PACK_VERSION]) + zlib.compress(np.ascontiguousarray(q.T).tobytes(), 9)
+    return _chunked(q, chunk_frames)
+
+
+def _chunked(q: np.ndarray, chunk_frames: int) -> bytes:
+    """Format 2 of the quantized steps ``q`` (T, classes) uint8."""
+    chunks = [
+        zlib.compress(np.ascontiguousarray(q[a : a + chunk_frames].T).tobytes(), 9)
+        for a in range(0, len(q), chunk_frames)
+    ]
+    table = np.cumsum([len(c) for c in chunks], dtype=np.int64).astype("<u4").tobytes()
+    return _HEAD.pack(_PACK_CHUNKED, len(q), chunk_frames) + table + b"".join(chunks)
+
+
+def chunk_packed(blob: bytes, chunk_frames: int = CHUNK_FRAMES) -> bytes:
+    """A packed blob in chunks (format 2; one already in chunks is returned as it is): what the
+    upgrade of a v4 library does to each track's posteriors. Unpacks to the same values."""
+    if not blob or blob[0] == _PACK_CHUNKED:
+        return blob
+    q = np.round(unpack_posteriors(blob) / np.float32(-PACK_STEP)).astype(np.uint8)
+    return _chunked(q, chunk_frames)
 
 
 def unpack_posteriors(blob: bytes) -> np.ndarray:
     """(T, len(PACKED_CLASSES)) float32 log-posterior ratios (0 for each frame's best class) of a
-    ``pack_posteriors`` blob; an empty blob gives no frames."""
+    ``pack_posteriors`` blob (either format); an empty blob gives no frames."""
     if not blob:
-        return np.zeros((0, len(PACKED_CLASSES)), np.float32)
-    if blob[0] != _PACK_VERSION:
-        raise ValueError(f"unknown packed posterior format {blob[0]}")
-    q = np.frombuffer(zlib.decompress(blob[1:]), np.uint8).reshape(len(PACKED_CLASSES), -1)
-    return (q * np.float32(-PACK_STEP)).T  # stored class by class: each class's frames contiguous
+        return np.zeros((0, _N), np.float32)
+    if blob[0] == _PACK_WHOLE:
+        q = np.frombuffer(zlib.decompress(blob[1:]), np.uint8).reshape(_N, -1)
+        return (q * np.float32(-PACK_STEP)).T  # stored class by class: each class's frames contiguous
+    return unpack_window(lambda offset, size: blob[offset : offset + size if size >= 0 else None], 0, None)[0]
+
+
+def unpack_window(read: Callable[[int, int], bytes], first: int, last: int | None) -> tuple[np.ndarray, int]:
+    """Frames ``first`` to ``last`` (excluded; None: to the end; both clipped to the song) of a
+    chunked blob, reading only its header and the chunks that hold them: (ratios (frames,
+    classes) float32 as ``unpack_posteriors`` gives them, the frame they start at).
+
+    ``read(offset, size)`` returns ``size`` bytes of the blob from ``offset`` (``size`` -1: to its
+    end), e.g. from SQLite's incremental blob I/O (``Library.posterior_windows``).
+    """
+    head = read(0, _HEAD.size)
+    if len(head) < _HEAD.size or head[0] != _PACK_CHUNKED:
+        if head and head[0] == _PACK_WHOLE:  # a whole stream: decompressed whole
+            r = unpack_posteriors(read(0, -1))
+            a = min(max(first, 0), len(r))
+            return r[a : None if last is None else max(a, last)], a
+        raise ValueError(f"unknown packed posterior format {head[:1]!r}")
+    _, frames, step = _HEAD.unpack(head)
+    a = min(max(first, 0), frames)
+    b = frames if last is None else min(max(last, a), frames)
+    if b <= a:
+        return np.zeros((0, _N), np.float32), a
+    k0, k1 = a // step, -(-b // step)  # the chunks [k0, k1) hold the frames
+    n_chunks = -(-frames // step)
+    # the end offsets of chunks k0 - 1 .. k1 - 1 (the start of k0 is the end of k0 - 1)
+    lo = max(k0 - 1, 0)
+    ends = np.frombuffer(read(_HEAD.size + 4 * lo, 4 * (k1 - lo)), "<u4").astype(np.int64)
+    start = int(ends[0]) if k0 > 0 else 0
+    ends = ends[1:] if k0 > 0 else ends
+    data = read(_HEAD.size + 4 * n_chunks + start, int(ends[-1]) - start)
+    parts, at = [], 0
+    for e in ends - start:
+        parts.append(np.frombuffer(zlib.decompress(data[at:e]), np.uint8).reshape(_N, -1))
+        at = int(e)
+    q = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+    return (q[:, a - k0 * step : b - k0 * step] * np.float32(-PACK_STEP)).T, a
+
+
+def heard_frames(match: bytes, ratios: np.ndarray) -> np.ndarray:
+    """The frame at which each character of ``match`` (what was heard, as ``ranking.match_text``
+    spells it) was heard in ``unpack_posteriors`` ratios: (len(match),) int64.
+
+    The best path of the ratios (each frame's best class, a letter before the blank on a tie,
+    collapsed as CTC does) spells about what the beam search decoded; its characters carry their
+    frames, and ``match`` is aligned to it (``difflib``: 40 ms for a 3.5-minute song whose texts
+    differ in one letter in ten). A character that is not in the best path gets a frame
+    interpolated between its aligned neighbours; with none aligned, the characters are spread
+    evenly over the song.
+    """
+    n = len(match)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    t = len(ratios)
+    if t == 0:
+        return np.zeros(n, np.int64)
+    favour = np.zeros(_N, np.float32)
+    favour[_BLANK] = -0.5  # quantized ratios tie often: keep the letter
+    best = np.argmax(ratios + favour, axis=1)
+    starts = np.flatnonzero((best != _BLANK) & np.concatenate([[True], best[1:] != best[:-1]]))
+    space = _INDEX_OF[CHAR_TO_INDEX[" "]]
+    chars, frames = bytearray(), []
+    for f in starts:  # spaces collapsed and trimmed as ``match_text`` does
+        c = int(best[f])
+        if c == space and (not chars or chars[-1] == 32):
+            continue
+        chars.append(32 if c == space else ord(VOCAB[PACKED_CLASSES[c]]))
+        frames.append(int(f))
+    if chars and chars[-1] == 32:
+        del chars[-1], frames[-1]
+    at, to = [], []
+    for blk in difflib.SequenceMatcher(None, match, bytes(chars), autojunk=False).get_matching_blocks():
+        at.extend(range(blk.a, blk.a + blk.size))
+        to.extend(frames[blk.b : blk.b + blk.size])
+    if not at:
+        return np.minimum(np.arange(n) * t // n, t - 1).astype(np.int64)
+    return np.round(np.interp(np.arange(n), at, to)).astype(np.int64)
+
+
+def pack_frames(frames: np.ndarray) -> bytes:
+    """``heard_frames`` as stored: zlib of the uint32 steps from one character's frame to the next."""
+    f = np.asarray(frames, np.int64)
+    if len(f) == 0:
+        return b""
+    return zlib.compress(np.diff(f, prepend=0).astype("<u4").tobytes(), 9)
+
+
+def unpack_frames(blob: bytes) -> np.ndarray:
+    """The frames of a ``pack_frames`` blob ((0,) for an empty one)."""
+    if not blob:
+        return np.zeros(0, np.int64)
+    return np.cumsum(np.frombuffer(zlib.decompress(blob), "<u4").astype(np.int64))
 
 
 def phrase_labels(text: str) -> list[int]:
@@ -95,11 +220,13 @@ def phrase_scores(labels: list[int], ratios: list[np.ndarray], optional_space: b
     lengths = np.array([len(r) for r in ratios], np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
     total = int(lengths.sum() + n)
+    classes = sorted(set(ext))  # only the classes the phrase needs, each as one contiguous row of frames
+    frames = np.full((total, len(classes)), _PAD, np.float32)
+    for k, r in enumerate(ratios):
+        frames[starts[k] : starts[k] + len(r)] = r[:, classes]
     columns = {}
-    for c in set(ext):  # only the classes the phrase needs, each as one contiguous row of frames
-        col = np.full(total, _PAD, np.float32)
-        for k, r in enumerate(ratios):
-            col[starts[k] : starts[k] + len(r)] = r[:, c]
+    for j, c in enumerate(classes):
+        col = np.ascontiguousarray(frames[:, j])
         columns[c] = np.maximum(col, SCORE_FLOOR, out=col, where=col > _PAD)
     space = _INDEX_OF[CHAR_TO_INDEX[" "]]
     # per class (the blank serves half the states): C, the cumulative sum of x, and x - C = -C[t-1]

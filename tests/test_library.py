@@ -20,9 +20,16 @@ from singalign.bundle import Bundle, init_bundle
 from singalign.cli import main
 from singalign.library import Library, TrackAnalysis, TrackAnalyzer, index_paths
 from singalign.models.heads import AudioTextHead, HeadConfig, head_config_for, save_with_head
-from singalign.ranking import approximate_match_costs, fuse_rankings
+from singalign.ranking import approximate_match_costs, fuse_rankings, match_ends, match_text
 from singalign.search import search_library
-from singalign.spotting import pack_posteriors, unpack_posteriors
+from singalign.spotting import (
+    CHUNK_FRAMES,
+    chunk_packed,
+    heard_frames,
+    pack_posteriors,
+    phrase_labels,
+    unpack_posteriors,
+)
 
 SR = 16000
 
@@ -379,6 +386,36 @@ def test_approximate_match_costs_equal_the_textbook_edit_distance():
         assert list(approximate_match_costs(q, texts, chunk=3)) == want
 
 
+def test_match_ends_are_where_the_first_best_stretch_ends():
+    assert match_ends(b"the land", [b"into the lend of", b"x", b"", b"the land the land"])[1].tolist() == [
+        12,  # "the lend": one substitution, ends at the "d"
+        -1,  # nothing better than deleting the whole query
+        -1,
+        7,  # the first of two exact matches
+    ]
+    rng = np.random.default_rng(4)
+    for _ in range(60):  # against the textbook DP's last row: the best stretch ending at each character
+        q = "".join(rng.choice(list("ab "), int(rng.integers(1, 6))))
+        q = q if rng.random() < 0.7 else "".join(rng.choice(list("ab "), 70))  # over 64: the DP
+        texts = ["".join(rng.choice(list("ab c"), int(rng.integers(0, 150)))) for _ in range(4)]
+        costs, ends = match_ends(q.encode(), [t.encode() for t in texts])
+        for t, c, e in zip(texts, costs, ends, strict=True):
+            by_end = _ending_at(q, t)
+            assert c == min([len(q), *by_end])
+            assert e == (by_end.index(c) if c < len(q) else -1)
+
+
+def _ending_at(query: str, text: str) -> list[int]:
+    """The fewest edits from ``query`` to a stretch of ``text`` ending at each of its characters."""
+    prev = [0] * (len(text) + 1)
+    for i, c in enumerate(query, 1):
+        cur = [i] + [0] * len(text)
+        for j in range(1, len(text) + 1):
+            cur[j] = min(prev[j - 1] + (text[j - 1] != c), prev[j] + 1, cur[j - 1] + 1)
+        prev = cur
+    return prev[1:]
+
+
 def test_lyrics_search_finds_a_line_whose_every_word_was_misheard(tmp_path, monkeypatch):
     lib = Library(tmp_path / "lib.db", create=True)
     texts = [
@@ -454,7 +491,7 @@ def test_an_older_library_is_upgraded_in_place_and_keeps_its_tracks(tmp_path, ve
     assert db.execute("SELECT 1 FROM sqlite_master WHERE name = 'posteriors'").fetchone() is None
     db.close()
     lib = Library(path)
-    assert lib.get_meta("schema_version") == "4" and lib.track(1)["heard"] == ""
+    assert lib.get_meta("schema_version") == "5" and lib.track(1)["heard"] == ""
     assert lib.posteriors([1, 2]) == {}  # older tracks have no posteriors: matched by their text
     stored = dict(lib.db.execute("SELECT id, heard_match FROM tracks"))
     assert stored[1] == b"blue moon rising" and stored.get(2, b"grey sky") == b"grey sky"
@@ -462,7 +499,7 @@ def test_an_older_library_is_upgraded_in_place_and_keeps_its_tracks(tmp_path, ve
     if version == 2:
         assert search_library(lib, None, lyrics="grey ski", top=1)[0]["path"] == "/m/b.wav"
     lib._upgrade(version)  # a second process that read the old version before this one upgraded
-    assert lib.get_meta("schema_version") == "4"
+    assert lib.get_meta("schema_version") == "5"
     lib.close()
     Library(path).close()  # opening it again changes nothing
 
@@ -525,3 +562,144 @@ def test_lyrics_search_checks_the_phrase_in_the_stored_posteriors(tmp_path, monk
     assert f"posteriors for lyrics search: 3 tracks, {size / 1e6:.1f} MB" in capsys.readouterr().out
     lib.clear()  # removing a track removes its posteriors
     assert lib.db.execute("SELECT COUNT(*) FROM posteriors").fetchone()[0] == 0
+
+
+def _filler(n: int, seed: int) -> str:
+    """``n`` characters of made-up lyrics (words none of the test phrases hold)."""
+    words = ["oh", "yeah", "baby", "night", "light", "river", "cold", "fire", "hold", "me", "now"]
+    rng = np.random.default_rng(seed)
+    out = ""
+    while len(out) < n:
+        out += str(rng.choice(words)) + " "
+    return out[:n]
+
+
+def test_lyrics_search_checks_a_window_of_a_long_song_at_its_start_end_and_across_chunks(
+    tmp_path, monkeypatch
+):
+    """Songs of about 1,200 frames (19 chunks) hold a phrase at their very start, across a chunk
+    boundary and at their very end, each heard with one wrong letter that was 1 nat behind: each
+    is found first with the whole song's spotting score (-1, 1 edit), from a window of frames
+    around the match, not the whole song."""
+    from singalign import spotting
+    from singalign.search import SPOT_EDIT_COST as E
+    from singalign.search import SPOT_MARGIN
+
+    p = 210  # "blue moon rising" at characters 210-225: frames 630-675 hold frame 640 = 10 chunks
+    assert 3 * p < 10 * CHUNK_FRAMES < 3 * (p + len("blue moon rising"))
+    songs = {
+        1: ("wxlk the dog " + _filler(390, 1), {1: "a"}, "walk the dog"),
+        2: (_filler(p - 1, 2) + " blxe moon rising " + _filler(180, 3), {p + 2: "u"}, "blue moon rising"),
+        3: (_filler(390, 4) + " sky is grxy", {390 + 10: "e"}, "sky is grey"),
+    }
+    lib = Library(tmp_path / "lib.db", create=True)
+    for i, (text, near, _) in songs.items():
+        a = TrackAnalysis(
+            {"tags": np.eye(4, dtype=np.float32)[i]},
+            transcript=text,
+            heard=text,
+            posteriors=_posteriors(text, near),
+        )
+        lib.add_track(f"/m/{i}.wav", f"s{i}", 1, 0.0, a)
+    seen: list[int] = []
+    scores = spotting.phrase_scores
+
+    def recording(labels, ratios, **kw):
+        seen.extend(len(r) for r in ratios)
+        return scores(labels, ratios, **kw)
+
+    monkeypatch.setattr(spotting, "phrase_scores", recording)
+    for i, (text, _, phrase) in songs.items():
+        whole = unpack_posteriors(lib.posteriors([i])[i])
+        assert len(whole) == 3 * len(text) > 1150
+        full = scores(phrase_labels(phrase), [whole], optional_space=True)[0]
+        assert full == -1.0  # the letter 1 nat behind
+        seen.clear()
+        res = search_library(lib, None, lyrics=phrase, top=3)
+        assert res[0] == {"path": f"/m/{i}.wav", "score": round(float(np.exp((full - E) / len(phrase))), 6)}
+        # three windows: the frames of the matched stretch (the phrase plus its edits) and the
+        # margins, clipped at the song's ends; the planted track's (1 edit) first
+        assert len(seen) == 3 and seen[0] <= 3 * (len(phrase) + 1) + 2 * SPOT_MARGIN + 1
+        assert max(seen) <= 3 * 2 * len(phrase) + 2 * SPOT_MARGIN + 1 < len(whole) / 4
+    # the planted ends of a song: its first and last frames are in the windows
+    assert lib.posterior_windows([(1, -SPOT_MARGIN, 40)])[0][1] == 0
+    r, start = lib.posterior_windows([(3, 3 * len(songs[3][0]) - 30, None)])[0]
+    assert start == 3 * len(songs[3][0]) - 30 and np.array_equal(
+        r, unpack_posteriors(lib.posteriors([3])[3])[-30:]
+    )
+
+
+def _whole_stream(lp: np.ndarray) -> bytes:
+    """A packed blob as schema v4 stored it: format 1, one zlib stream of every frame."""
+    import zlib
+
+    q = np.round(-unpack_posteriors(pack_posteriors(lp))).astype(np.uint8)
+    return bytes([1]) + zlib.compress(np.ascontiguousarray(q.T).tobytes(), 9)
+
+
+def test_a_v4_library_is_upgraded_to_chunks_in_one_transaction(tmp_path, monkeypatch):
+    from singalign import library
+
+    path = tmp_path / "v4.db"
+    db = sqlite3.connect(path)
+    v4 = library._SCHEMA.replace(",\n    heard_frames BLOB NOT NULL DEFAULT x''", "")
+    assert v4 != library._SCHEMA
+    db.executescript(v4)
+    db.execute("INSERT INTO meta VALUES ('schema_version', '4')")
+    rng = np.random.default_rng(5)
+    texts = {
+        1: "walk the dog " + _filler(300, 6),
+        2: _filler(200, 7) + " blue moon rising",
+        3: "no posteriors",
+    }
+    old = {}
+    for i, text in texts.items():
+        db.execute(
+            "INSERT INTO tracks(id, path, sha256, transcript, heard, heard_match) VALUES (?, ?, ?, ?, ?, ?)",
+            (i, f"/m/{i}.wav", f"s{i}", text, text, match_text(text)),
+        )
+        db.execute("INSERT INTO lyrics_fts(rowid, transcript) VALUES (?, ?)", (i, text))
+        if i < 3:
+            from singalign.decode import simulate_posteriors
+
+            old[i] = _whole_stream(simulate_posteriors(text, rng))
+            db.execute("INSERT INTO posteriors(track_id, packed) VALUES (?, ?)", (i, old[i]))
+    db.commit()
+    db.close()
+
+    # a failure half-way leaves the file as it was: the new column and the first blob rolled back
+    calls = []
+    real = library._posterior_row
+
+    def failing(packed, heard):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real(packed, heard)
+
+    monkeypatch.setattr(library, "_posterior_row", failing)
+    with pytest.raises(RuntimeError):
+        Library(path)
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
+    assert dict(db.execute("SELECT track_id, packed FROM posteriors")) == old
+    assert "heard_frames" not in [r[1] for r in db.execute("PRAGMA table_info(posteriors)")]
+    db.close()
+    monkeypatch.setattr(library, "_posterior_row", real)
+
+    lib = Library(path)
+    assert lib.get_meta("schema_version") == "5"
+    new = lib.posteriors([1, 2, 3])
+    assert set(new) == {1, 2}
+    for i, blob in new.items():
+        assert blob[0] == 2 and old[i][0] == 1  # chunks now
+        a, b = unpack_posteriors(old[i]), unpack_posteriors(blob)
+        assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()  # bit-identical
+        assert np.array_equal(lib.heard_frames([i])[i], heard_frames(match_text(texts[i]), a))
+    assert len(lib.heard_frames([1])[1]) == len(match_text(texts[1]))
+    assert chunk_packed(new[1]) == new[1]  # already in chunks: kept
+    res = search_library(lib, None, lyrics="blue moon rising", top=3)
+    assert res[0]["path"] == "/m/2.wav"
+    lib.close()
+    Library(path).close()  # opening it again changes nothing
+    assert Library(path).posteriors([1, 2]) == new

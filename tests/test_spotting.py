@@ -8,14 +8,21 @@ from conftest import clean_posteriors
 
 from singalign.constants import BLANK_INDEX, CHAR_TO_INDEX
 from singalign.decode import simulate_posteriors
+from singalign.ranking import match_text
 from singalign.spotting import (
+    CHUNK_FRAMES,
     PACK_STEP,
     PACKED_CLASSES,
     SCORE_FLOOR,
+    chunk_packed,
+    heard_frames,
+    pack_frames,
     pack_posteriors,
     phrase_labels,
     phrase_scores,
+    unpack_frames,
     unpack_posteriors,
+    unpack_window,
 )
 
 
@@ -140,3 +147,75 @@ def test_optional_spaces_equal_brute_force_over_every_spelling_without_them():
                 if np.isfinite(want_strict)
                 else strict == -np.inf
             )
+
+
+def test_a_window_of_chunks_reads_only_its_chunks_and_equals_the_whole_songs_frames():
+    import zlib
+
+    rng = np.random.default_rng(4)
+    lp = simulate_posteriors("the quick brown fox jumps over the lazy dog " * 4, rng)
+    blob = pack_posteriors(lp)
+    whole = unpack_posteriors(blob)
+    n_chunks = -(-len(whole) // CHUNK_FRAMES)
+    assert len(whole) == len(lp) > 5 * CHUNK_FRAMES and blob[0] == 2
+    # format 1 (schema v4: one zlib stream) unpacks the same, and is cut into the same chunks
+    q = np.round(whole / -PACK_STEP).astype(np.uint8)
+    stream = bytes([1]) + zlib.compress(np.ascontiguousarray(q.T).tobytes(), 9)
+    assert unpack_posteriors(stream).tobytes() == whole.tobytes() and chunk_packed(stream) == blob
+    reads = []
+
+    def read(offset, size):
+        reads.append(size)
+        return blob[offset : offset + size if size >= 0 else None]
+
+    c = CHUNK_FRAMES
+    for first, last in [(0, 1), (c - 3, c + 3), (2 * c, 3 * c), (-5, 10), (len(whole) - 4, len(whole) + 9),
+                        (0, None), (7, 7), (len(whole) + 1, None)]:  # fmt: skip
+        reads.clear()
+        got, start = unpack_window(read, first, last)
+        a = min(max(first, 0), len(whole))
+        assert start == a and got.tobytes() == whole[a:last].tobytes(), (first, last)
+        if last is not None and last - first <= c:  # at most two chunks of data read
+            per_chunk = max(len(blob) / n_chunks, 1)
+            assert sum(reads) < 7 + 4 * n_chunks + 3 * per_chunk
+    assert unpack_window(read, 0, None)[0].tobytes() == whole.tobytes()
+    assert (
+        unpack_window(lambda o, n: stream[o : o + n if n >= 0 else None], 3, 9)[0].tobytes()
+        == whole[3:9].tobytes()
+    )
+    with pytest.raises(ValueError):
+        unpack_posteriors(bytes([9, 1, 2]))
+
+
+def test_heard_frames_are_the_frames_of_the_best_path_letters():
+    text = "walk  the Dog!"
+    lp = clean_posteriors("walk the dog")  # each character on frame 3 i
+    frames = heard_frames(match_text(text), unpack_posteriors(pack_posteriors(lp)))
+    assert match_text(text) == b"walk the dog" and frames.tolist() == [3 * i for i in range(12)]
+    # a letter heard that is not in the best path gets a frame between its neighbours'
+    frames = heard_frames(b"walk thxe dog", unpack_posteriors(pack_posteriors(lp)))
+    assert frames.tolist() == [0, 3, 6, 9, 12, 15, 18, 20, 21, 24, 27, 30, 33]
+    # nothing in common: spread over the song; no frames: frame 0
+    assert heard_frames(b"zzzz", unpack_posteriors(pack_posteriors(lp))).tolist() == [0, 9, 18, 27]
+    assert heard_frames(b"ab", np.zeros((0, len(PACKED_CLASSES)), np.float32)).tolist() == [0, 0]
+    assert len(heard_frames(b"", unpack_posteriors(pack_posteriors(lp)))) == 0
+    f = np.array([0, 3, 3, 70000, 70001])
+    assert unpack_frames(pack_frames(f)).tolist() == f.tolist() and len(unpack_frames(b"")) == 0
+
+
+def test_a_window_holding_the_best_alignment_scores_as_the_whole_song():
+    rng = np.random.default_rng(5)
+    song = "oh yeah baby the night is cold hold me now river of light " * 3
+    ratio = unpack_posteriors(pack_posteriors(simulate_posteriors(song, rng)))
+    labels = phrase_labels("hold me now")
+    full = phrase_scores(labels, [ratio])[0]
+    # the best alignment's last frame: where the score of the phrase ending there is best
+    ends = [phrase_scores(labels, [ratio[: t + 1]])[0] for t in range(0, len(ratio), 8)]
+    assert np.isfinite(full) and max(ends) == full
+    stop = 8 * int(np.argmax(ends)) + 1  # a prefix that holds it
+    start = max(a for a in range(0, stop, 8) if phrase_scores(labels, [ratio[a:stop]])[0] == full)
+    assert stop - start < len(ratio) / 4  # a short window holds it
+    window = ratio[start:stop]
+    assert phrase_scores(labels, [window, ratio])[0] == full
+    # a window that cuts into it scores lower
+    assert phrase_scores(labels, [ratio[start + 8 : stop]])[0] < full
