@@ -15,13 +15,16 @@ the commonest words are in every song, as "I", "you" and "the" are). Text and ly
 use random unit vectors for the embedded query ("text query embedding" gives MiniLM's own cost,
 which a text or lyrics query adds). "vector kernel" is the numpy cosine top-10 alone. Lyrics
 queries are five consecutive words of a random track's stored lyrics; R@1 counts that track first.
-Every track also stores packed CTC posteriors of a 3.5-minute song (6,560 frames; one of 64
-simulated blobs, ``decode.simulate_posteriors`` sharpened to about 290 bytes a second, where the
-real model's take about 190: 100k tracks make a 6 GB file): lyrics search is timed as a pre-v4
-library runs it (no posteriors checked; its R@1) and as v4 runs it, checking the phrase in the
-posteriors of the best candidates (``search.spot_rerank``; the blobs are not the tracks' lyrics, so
-no R@1 there).
-``--db-dir`` keeps the built libraries there and reuses them (building 100k tracks takes a few minutes).
+Every track also stores packed CTC posteriors of a 3.5-minute song (6,560 frames in 64-frame
+chunks; one of 64 simulated blobs, ``decode.simulate_posteriors`` sharpened to about 300 bytes a
+second, where the real model's take about 200: 100k tracks make a 7 GB file) and the frames of what
+was heard, its lyrics spread evenly over the 6,560 frames: lyrics search is timed as a pre-v4
+library runs it (no posteriors checked; its R@1) and as v5 runs it, checking the phrase in a window
+of the posteriors of each of the best candidates (``search.spot_rerank``; the blobs are not the
+tracks' lyrics, so no R@1 there, but the windows are as long as a real song's would be).
+``--db-dir`` keeps the built libraries there and reuses them (building 100k tracks takes a few
+minutes); a library with posteriors is named by its schema version (``search_zipf_posteriors_v5_N.db``),
+so a directory of v4 libraries is not upgraded by opening them (re-chunking 100k tracks takes long).
 Threads: torch uses 2 (both cores).
 """
 
@@ -157,13 +160,24 @@ def _fill(db_path: Path, n: int, dim: int, seed: int = 0, posteriors: bool = Tru
                 "INSERT INTO embeddings(track_id, space, vector) VALUES (?, ?, ?)",
                 ((start + i + 1, s, vec[i].tobytes()) for i in range(m) for s in ("tags", "lyrics")),
             )
-            if pool:
+            if pool:  # what was heard spread evenly over the song's frames (the blobs are not its lyrics)
                 db.executemany(
                     "INSERT INTO posteriors(track_id, packed) VALUES (?, ?)",
                     ((start + i + 1, pool[(start + i) % len(pool)]) for i in range(m)),
                 )
+                db.executemany(
+                    "INSERT INTO heard_frames(track_id, frames) VALUES (?, ?)",
+                    ((start + i + 1, _spread(len(match_text(t)))) for i, t in enumerate(texts)),
+                )
         db.execute("INSERT INTO lyrics_fts(rowid, transcript) SELECT id, transcript FROM tracks")
     db.close()
+
+
+def _spread(chars: int, frames: int = 6560) -> bytes:
+    """Stored frames (``spotting.pack_frames``) of ``chars`` characters heard evenly over a song."""
+    from singalign.spotting import pack_frames
+
+    return pack_frames(np.arange(chars) * frames // max(chars, 1))
 
 
 def _posterior_pool(rng, size: int = 64, frames: int = 6560) -> list[bytes]:
@@ -205,12 +219,14 @@ def _latency(fn, args: list) -> np.ndarray:
 def bench_search(
     tmp: Path, sizes: list[int], queries: int, dim: int = 128, posteriors: bool = True
 ) -> list[tuple[str, str]]:
-    from singalign.library import Library
+    from singalign.library import SCHEMA_VERSION, Library
 
     rows = []
     for n in sizes:
-        # words of letters (older files had digits), with or without posteriors
-        path = tmp / f"search_zipf_{'posteriors' if posteriors else 'letters'}_{n}.db"
+        # words of letters (older files had digits), with or without posteriors (named by the schema
+        # from v5 on: opening an older file would upgrade it, which takes long at 100k tracks)
+        kind = f"posteriors_v{SCHEMA_VERSION}" if posteriors and SCHEMA_VERSION >= 5 else "posteriors"
+        path = tmp / f"search_zipf_{kind if posteriors else 'letters'}_{n}.db"
         fill = "reused"
         if not path.exists():
             t = time.perf_counter()

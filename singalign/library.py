@@ -4,8 +4,9 @@ Commands: ``singalign index add PATH... --db LIB``, ``singalign index info --db 
 and tagging (``singalign search``, ``singalign tag``) are in ``singalign.search``, rank fusion in
 ``singalign.ranking``.
 
-Schema (``SCHEMA_VERSION`` 4; an older file is upgraded in place when opened: v2 added ``heard``,
-v3 ``heard_match``, v4 the table ``posteriors``)::
+Schema (``SCHEMA_VERSION`` 5; an older file is upgraded in place when opened, in one transaction:
+v2 added ``heard``, v3 ``heard_match``, v4 the table ``posteriors``, v5 cut its blobs into chunks
+and added the table ``heard_frames``: about 40 ms a 3.5-minute song, for the alignment)::
 
     meta(key TEXT PRIMARY KEY, value TEXT)
         schema_version, model (fingerprint: SHA-256 of the bundle's weights and head), bundle (its
@@ -27,9 +28,16 @@ v3 ``heard_match``, v4 the table ``posteriors``)::
     lyrics_fts: FTS5(transcript), rowid = tracks.id, tokenizer "porter unicode61"
         (kept in step with tracks by the trigger tracks_delete)
     posteriors(track_id -> tracks.id ON DELETE CASCADE PRIMARY KEY, packed BLOB (the lyrics
-        model's CTC posteriors, ``spotting.pack_posteriors``: about 190 bytes per second of audio,
-        40 kB for a 3.5-minute song), which lyrics search checks a phrase against; tracks indexed
-        before v4 or without transcription have none)
+        model's CTC posteriors, ``spotting.pack_posteriors``: a header, a table of chunk offsets,
+        then chunks of ``spotting.CHUNK_FRAMES`` frames (about 2 s) each zlib-compressed on its
+        own, about 200 bytes per second of audio, 42 kB for a 3.5-minute song; v4 had one zlib
+        stream), which lyrics search checks a phrase against, in a window of frames read by SQLite's
+        incremental blob I/O (``Library.posterior_windows``); tracks indexed before v4 or without
+        transcription have none)
+    heard_frames(track_id -> tracks.id ON DELETE CASCADE PRIMARY KEY, frames BLOB (the frame at
+        which each character of ``heard_match`` was heard, uint32 little-endian,
+        ``spotting.heard_frames``: the best path of the posteriors aligned to it; where the window
+        is); a row for each row of ``posteriors``)
     failures(path TEXT PRIMARY KEY, sha256 TEXT, error TEXT, time REAL)
         files that could not be analysed; skipped while unchanged (``--retry-failed`` retries)
 
@@ -48,11 +56,12 @@ use FAISS (``pip install faiss-cpu``, not a dependency): build ``faiss.IndexFlat
 and map its row numbers back through the ids ``matrix`` returns; the rest of this module is unchanged.
 
 Lyrics search ranks by the approximate character match of the phrase in what was heard
-(``Library.fuzzy_costs``: every track up to ``FUZZY_ALL_TRACKS``, else the candidates of the other
+(``Library.fuzzy_matches``: every track up to ``FUZZY_ALL_TRACKS``, else the candidates of the other
 two rankings), ties broken by FTS5 (exact phrase matches, then BM25 of the words; a bounded number
 of tracks scored per query, ``Library.search_fts``) fused with the lyric-text embedding; then the
-first candidates are checked in their stored posteriors (``search.spot_rerank``: at most 50 tracks
-and 30,000 frames, four or five songs of 3.5 minutes). Fusing rankings reads only the ranks the
+first 50 candidates are checked in their stored posteriors (``search.spot_rerank``), each in a
+window around the frames where the approximate match found the phrase (about 250 frames for a
+5-word phrase, whatever the song's length; at most 15,000 frames in all). Fusing rankings reads only the ranks the
 fused top needs (``ranking.fuse_top``, equal to fusing the whole lists).
 
 Latency at 100k tracks of 3.5-minute songs (``bench/bench_library.py --search-only``, synthetic Zipf
@@ -149,8 +158,11 @@ END;
 CREATE TABLE IF NOT EXISTS failures(path TEXT PRIMARY KEY, sha256 TEXT, error TEXT, time REAL);
 CREATE TABLE IF NOT EXISTS posteriors(
     track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
-    packed BLOB NOT NULL,
-    heard_frames BLOB NOT NULL DEFAULT x''
+    packed BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS heard_frames(
+    track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+    frames BLOB NOT NULL
 );
 """
 
@@ -234,7 +246,6 @@ class Library:
             if self.get_meta("schema_version") != str(version):  # another process upgraded it meanwhile
                 return
             if version == 4:
-                self.db.execute("ALTER TABLE posteriors ADD COLUMN heard_frames BLOB NOT NULL DEFAULT x''")
                 ids = [r[0] for r in self.db.execute("SELECT track_id FROM posteriors ORDER BY track_id")]
                 for lo in range(0, len(ids), 500):  # in batches: a large library's blobs fill gigabytes
                     marks = ",".join("?" * len(ids[lo : lo + 500]))
@@ -243,9 +254,13 @@ class Library:
                         f"ON t.id = p.track_id WHERE p.track_id IN ({marks})",
                         ids[lo : lo + 500],
                     ).fetchall()
+                    new = [(tid, *_posterior_row(packed, bytes(heard))) for tid, packed, heard in rows]
                     self.db.executemany(
-                        "UPDATE posteriors SET packed = ?, heard_frames = ? WHERE track_id = ?",
-                        [(*_posterior_row(packed, bytes(heard)), tid) for tid, packed, heard in rows],
+                        "UPDATE posteriors SET packed = ? WHERE track_id = ?", [(p, t) for t, p, _ in new]
+                    )
+                    self.db.executemany(
+                        "INSERT INTO heard_frames(track_id, frames) VALUES (?, ?)",
+                        [(t, f) for t, _, f in new],
                     )
             if version == 1:
                 self.db.execute("ALTER TABLE tracks ADD COLUMN heard TEXT NOT NULL DEFAULT ''")
@@ -384,10 +399,9 @@ class Library:
             )
             self.db.execute("INSERT INTO lyrics_fts(rowid, transcript) VALUES (?, ?)", (tid, a.transcript))
             if a.posteriors:
-                self.db.execute(
-                    "INSERT INTO posteriors(track_id, packed, heard_frames) VALUES (?, ?, ?)",
-                    (tid, *_posterior_row(a.posteriors, match_text(a.heard or a.transcript))),
-                )
+                packed, frames = _posterior_row(a.posteriors, match_text(a.heard or a.transcript))
+                self.db.execute("INSERT INTO posteriors(track_id, packed) VALUES (?, ?)", (tid, packed))
+                self.db.execute("INSERT INTO heard_frames(track_id, frames) VALUES (?, ?)", (tid, frames))
             self.db.execute("DELETE FROM failures WHERE path = ?", (path,))
         self._matrices.clear()
         return tid
@@ -419,12 +433,13 @@ class Library:
 
     def heard_frames(self, track_ids: list[int]) -> dict[int, np.ndarray]:
         """The frame of each character of ``heard_match`` (``spotting.heard_frames``) of those of
-        ``track_ids`` that have posteriors."""
+        ``track_ids`` that have posteriors (a table of its own: a column after ``packed`` would be
+        read through the blob's overflow pages)."""
         if not track_ids:
             return {}
         marks = ",".join("?" * len(track_ids))
         rows = self.db.execute(
-            f"SELECT track_id, heard_frames FROM posteriors WHERE track_id IN ({marks})",
+            f"SELECT track_id, frames FROM heard_frames WHERE track_id IN ({marks})",
             [int(i) for i in track_ids],
         )
         return {int(i): unpack_frames(b) for i, b in rows}

@@ -642,8 +642,7 @@ def test_a_v4_library_is_upgraded_to_chunks_in_one_transaction(tmp_path, monkeyp
 
     path = tmp_path / "v4.db"
     db = sqlite3.connect(path)
-    v4 = library._SCHEMA.replace(",\n    heard_frames BLOB NOT NULL DEFAULT x''", "")
-    assert v4 != library._SCHEMA
+    v4 = library._SCHEMA[: library._SCHEMA.index("CREATE TABLE IF NOT EXISTS heard_frames")]
     db.executescript(v4)
     db.execute("INSERT INTO meta VALUES ('schema_version', '4')")
     rng = np.random.default_rng(5)
@@ -683,7 +682,7 @@ def test_a_v4_library_is_upgraded_to_chunks_in_one_transaction(tmp_path, monkeyp
     db = sqlite3.connect(path)
     assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
     assert dict(db.execute("SELECT track_id, packed FROM posteriors")) == old
-    assert "heard_frames" not in [r[1] for r in db.execute("PRAGMA table_info(posteriors)")]
+    assert db.execute("SELECT COUNT(*) FROM heard_frames").fetchone() == (0,)  # the table: empty
     db.close()
     monkeypatch.setattr(library, "_posterior_row", real)
 
