@@ -4,40 +4,63 @@
 #
 #   WORK=work/synthetic N_SPEECH=4000 N_SONGS=400 PRESET=small SEPARATOR=train bash recipes/run_synthetic.sh
 #
+# Other sizes: N_SPEECH_DEV (200), N_DEV (40), N_TEST (100) songs, SONG_SECONDS ("12 16": song
+# lengths drawn between; default: synth's own), EPOCHS (100, with early stopping), SELECT_THRESHOLD
+# (0.5, the paper's largest framewise pitch error of a kept song; the selection stops the chain
+# when it keeps no song).
+#
 # TRAIN_FLAGS go to every training run (default --compile: torch.compile the CNNs, 2-3x faster CPU
 # steps; add --cpu-bf16 on CPUs with native bf16, or set it empty without a C++ compiler).
 # SEPARATOR=train trains an Open-Unmix vocals model on the synthetic stems (SEP_STEPS steps) and uses
 # it for every song; SEPARATOR=none uses the mixture in both input channels.
+# Each stage's wall-clock seconds are appended to $WORK/stage_times.tsv (one block per run; a resumed
+# run's stages are quick where their work was done).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 WORK=${WORK:-work/synthetic}
 N_SPEECH=${N_SPEECH:-4000}
 N_SONGS=${N_SONGS:-400}
+N_SPEECH_DEV=${N_SPEECH_DEV:-200}
 N_DEV=${N_DEV:-40}
 N_TEST=${N_TEST:-100}
 PRESET=${PRESET:-small}
 SEPARATOR=${SEPARATOR:-train}
 SEP_STEPS=${SEP_STEPS:-2000}
 EPOCHS=${EPOCHS:-100}
+SELECT_THRESHOLD=${SELECT_THRESHOLD:-0.5}
+SONG_SECONDS=${SONG_SECONDS:-}
 TRAIN_FLAGS=${TRAIN_FLAGS---compile}
 S="$PY -m singalign.cli"
 M=$WORK/manifests
 P=$WORK/prep
 R=$WORK/runs
+mkdir -p "$WORK"
+TIMES=$WORK/stage_times.tsv
+printf '# run started %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$TIMES"
+STAGE=""
+T0=$SECONDS
+stage() {  # close the running stage (its seconds to $TIMES), open the next one
+  [ -n "$STAGE" ] && printf '%s\t%d\n' "$STAGE" $((SECONDS - T0)) >> "$TIMES"
+  STAGE=$1
+  T0=$SECONDS
+}
 set -x
+stage corpora
 # 1. corpora (LibriSpeech and DALI/JamendoLyrics layouts); dev/test use held-out voices and text
 $S synth speech --out $WORK/speech --n "$N_SPEECH" --seed 1 --split train-clean --utterances-per-chapter 20
-$S synth speech --out $WORK/speech --n 200 --seed 2 --split dev-clean --utterances-per-chapter 20
-$S synth songs --out $WORK/songs_train --n "$N_SONGS" --seed 10 --split train
-$S synth songs --out $WORK/songs_dev --n "$N_DEV" --seed 20 --split dev
-$S synth songs --out $WORK/songs_test --n "$N_TEST" --seed 30 --split test
+$S synth speech --out $WORK/speech --n "$N_SPEECH_DEV" --seed 2 --split dev-clean --utterances-per-chapter 20
+$S synth songs --out $WORK/songs_train --n "$N_SONGS" --seed 10 --split train ${SONG_SECONDS:+--seconds $SONG_SECONDS}
+$S synth songs --out $WORK/songs_dev --n "$N_DEV" --seed 20 --split dev ${SONG_SECONDS:+--seconds $SONG_SECONDS}
+$S synth songs --out $WORK/songs_test --n "$N_TEST" --seed 30 --split test ${SONG_SECONDS:+--seconds $SONG_SECONDS}
+stage manifests
 # 2. manifests, read by the real readers
 $PY recipes/manifest.py --corpus librispeech --root $WORK/speech --split train-clean --out $M/speech_train.jsonl
 $PY recipes/manifest.py --corpus librispeech --root $WORK/speech --split dev-clean --out $M/speech_dev.jsonl
 for s in train dev test; do
   $PY recipes/manifest.py --corpus dali --root $WORK/songs_$s/dali --split $s --out $M/songs_$s.jsonl
 done
+stage separation
 # 3. separation
 VOC=""
 SEPTRAIN=""
@@ -51,32 +74,39 @@ if [ "$SEPARATOR" = train ]; then
   SEPTRAIN="--separator $WORK/separator"
 fi
 SEPFLAG=$([ "$SEPARATOR" = train ] || echo --no-separation)
+stage features
 # 4. features and frame targets (songs cut between words)
 $PY recipes/features.py --manifest $M/speech_train.jsonl --out $P/speech_train
 $PY recipes/features.py --manifest $M/speech_dev.jsonl --out $P/speech_dev
 for s in train dev test; do $PY recipes/features.py --manifest $M/songs_$s.jsonl $VOC --out $P/songs_$s; done
+stage pretrain
 # 5. pretraining on speech (zero pitch/onset input)
 $PY recipes/train.py --train $P/speech_train --valid $P/speech_dev --out $R/pretrain --preset $PRESET \
     --mode baseline --speech-per-batch 0 --epochs "$EPOCHS" --save-every-steps 50 $SEPTRAIN $TRAIN_FLAGS
+stage pitch_and_select
 # 6. the pitch model (pitch_onset_only), then the paper's data selection with it: the best global
 #    shift per song and a 50% framewise-error threshold. Synthetic labels are exact, so every song
 #    should be kept unshifted; the planted check on the dev songs shows the faults it catches.
 $PY recipes/train.py --train $P/songs_train $P/speech_train --valid $P/songs_dev --out $R/pitch_onset_only \
     --preset $PRESET --mode pitch_onset_only --init-from $R/pretrain/best --epochs "$EPOCHS" --save-every-steps 50 $SEPTRAIN $TRAIN_FLAGS
 $PY recipes/select_songs.py --manifest $M/songs_train.jsonl --bundle $R/pitch_onset_only/best $SEPFLAG \
-    --out $M/songs_train_selected.jsonl
+    --threshold "$SELECT_THRESHOLD" --out $M/songs_train_selected.jsonl
 $PY recipes/select_songs.py --manifest $M/songs_dev.jsonl --bundle $R/pitch_onset_only/best $SEPFLAG \
-    --out $WORK/select_check/songs_dev.jsonl --plant 0.3
+    --threshold "$SELECT_THRESHOLD" --out $WORK/select_check/songs_dev.jsonl --plant 0.3
 $PY recipes/features.py --manifest $M/songs_train_selected.jsonl $VOC --out $P/songs_train_selected
+stage finetune
 # 7. fine-tuning the other modes on the selected songs + speech
 for mode in baseline oracle multitask; do
   $PY recipes/train.py --train $P/songs_train_selected $P/speech_train --valid $P/songs_dev --out $R/$mode \
       --preset $PRESET --mode $mode --init-from $R/pretrain/best --epochs "$EPOCHS" --save-every-steps 50 $SEPTRAIN $TRAIN_FLAGS
 done
+stage evaluate
 # 8. evaluation on the held-out test songs (whole songs through the full pipeline)
 $PY recipes/evaluate.py --manifest $M/songs_test.jsonl --bundle $R/baseline/best $R/multitask/best \
     $R/pitch_onset_only/best --label baseline multitask pitch_onset_only --greedy $SEPFLAG --out $WORK/eval
 # the paper's Table 1 with the oracle (true notes; on the prepared test segments, the same items for all)
 $PY recipes/evaluate.py --prepared $P/songs_test --bundle $R/baseline/best $R/oracle/best $R/multitask/best \
     --label baseline oracle multitask --greedy --out $WORK/eval/table1
+stage ""
+echo "stage times (s): $TIMES"
 echo "done: see $WORK/eval/tables.txt and $WORK/eval/table1/tables.txt"

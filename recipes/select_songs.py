@@ -13,7 +13,9 @@ estimates framewise pitch over the whole song; the annotations are compared at e
 error (Eq. 10) at that shift exceeds --threshold are dropped. The kept records go to --out (a
 manifest); one line per song (shift, error, kept, errors at every shift) goes to the report
 (default: OUT with .report.jsonl). Estimates are cached per song beside the report, so a re-run
-skips finished songs.
+skips finished songs. When no song is kept, the stage exits with status 1 (after writing the
+report): a pitch model that disagrees with every annotation is broken or untrained, and training
+on what it kept would silently train on speech alone.
 
 --plant F corrupts a share F of the songs first (in turn: a random nonzero shift, which must be
 found and undone; a random melody and notes 300 ms late, which must be dropped) and prints how
@@ -95,6 +97,13 @@ def main(argv=None) -> int:
     )
     if planted:
         print("planted faults handled correctly:", json.dumps(fault_report(report, planted)))
+    if records and not kept:
+        print(
+            f"error: no song kept: the pitch model of {args.bundle} disagrees with every annotation "
+            f"(median framewise error {np.median(errs):.3f}); check that model, or raise --threshold",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

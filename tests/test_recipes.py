@@ -167,6 +167,11 @@ def test_chain_on_tiny_synthetic_corpora(tmp_path):
     report = [json.loads(x) for x in (w / "m/selected.report.jsonl").read_text().splitlines()]
     assert len(report) == 2 and all(len(r["errors"]) == 25 for r in report)
     assert "2/2 songs kept" in out and "planted faults handled correctly" in out  # threshold 1 keeps all
+    # a pitch model that keeps no song stops the chain (exit 1) instead of letting it train on speech alone
+    bad = subprocess.run([sys.executable, "recipes/select_songs.py", "--manifest", str(w / "m/songs.jsonl"), "--bundle",
+                          str(w / "run/best"), "--out", str(w / "m/none.jsonl"), "--no-separation", "--threshold", "0"],
+                         capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert bad.returncode == 1 and "no song kept" in bad.stderr and "0/2 songs kept" in bad.stdout
     # the same training recipe under torchrun, two processes (gloo), from the first run's config
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = run_process_group(
@@ -178,3 +183,45 @@ def test_chain_on_tiny_synthetic_corpora(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     hist = [json.loads(x) for x in (w / "run_ddp/history.jsonl").read_text().splitlines()]
     assert len(hist) == 1 and (w / "run_ddp/best/bundle.json").exists()
+
+
+@pytest.mark.slow
+def test_make_recipe_synthetic_runs_the_whole_chain(tmp_path):
+    """recipes/run_synthetic.sh (`make recipe-synthetic`) end to end at tiny sizes: every stage runs,
+    is timed, and the evaluation tables of the modes come out."""
+    env = {
+        **os.environ,
+        "PY": sys.executable,
+        "WORK": str(tmp_path),
+        "N_SPEECH": "8",
+        "N_SPEECH_DEV": "4",
+        "N_SONGS": "3",
+        "N_DEV": "2",
+        "N_TEST": "2",
+        "SONG_SECONDS": "10 12",
+        "PRESET": "tiny",
+        "SEPARATOR": "none",
+        "EPOCHS": "1",
+        "SELECT_THRESHOLD": "1.0",  # an untrained tiny pitch model is wrong everywhere: keep every song
+        "TRAIN_FLAGS": "",
+        "OMP_NUM_THREADS": "1",
+    }
+    proc = subprocess.run(["bash", "recipes/run_synthetic.sh"], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=1200)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    times = [
+        x.split("\t")
+        for x in (tmp_path / "stage_times.tsv").read_text().splitlines()
+        if not x.startswith("#")
+    ]
+    assert [t[0] for t in times] == ["corpora", "manifests", "separation", "features", "pretrain",
+                                     "pitch_and_select", "finetune", "evaluate"]  # fmt: skip
+    assert all(int(t[1]) >= 0 for t in times)
+    kept = (tmp_path / "manifests/songs_train_selected.jsonl").read_text().splitlines()
+    assert len(kept) == 3  # threshold 1 keeps all three songs
+    for mode in ("pretrain", "pitch_onset_only", "baseline", "oracle", "multitask"):
+        assert (tmp_path / "runs" / mode / "best/bundle.json").exists(), mode
+    tables = (tmp_path / "eval/tables.txt").read_text()
+    assert all(m in tables for m in ("baseline", "multitask", "pitch_onset_only"))
+    table1 = (tmp_path / "eval/table1/tables.txt").read_text()
+    assert "oracle" in table1 and "Table 1b" in table1
