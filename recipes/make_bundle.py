@@ -4,6 +4,8 @@ Usage:
     python recipes/make_bundle.py --from runs/multitask/best --out singalign/resources/bundles/default \
         [--separator work/separator] [--lm work/lm] [--label "trained on synthetic singing ..."] \
         [--report eval/tables.txt] [--lm-binary compact|as-built] [--max-mb 50]
+    # new weights fine-tuned from a released bundle, keeping its separator, LM and decoding settings
+    python recipes/make_bundle.py --from runs/cont/best --carry singalign/resources/bundles/default --out B
 
 --from is a bundle, or a run folder of recipes/train.py (then its latest checkpoint is exported,
 not RUN/best: the best-validation model can lag behind when the metric is coarse early on).
@@ -15,6 +17,13 @@ rebuilt from the folder's lm.arpa when its lm.bin is in another layout (--lm-bin
 lm.bin as it is). Files are copied into the bundle and listed with their SHA-256 (checked when the
 bundle is loaded); a bundle over --max-mb (default 50) is not written. Inference then reads
 everything from the bundle.
+
+--carry OLD takes from the bundle OLD its separator and LM (their files and settings) and its
+decoding settings with the records of how they were tuned (``decode``, ``lm_tuning``,
+``notes_tuning``), for weights trained further from OLD; ``carried_from`` in bundle.json names OLD
+and its weights' SHA-256, and says that the settings were tuned for those weights. Features and
+vocabulary must match OLD's. --separator and --lm, when given too, replace what was carried. An
+audio-text head is never carried: it was trained on OLD's encoder.
 """
 
 import argparse
@@ -24,7 +33,8 @@ import tempfile
 from pathlib import Path
 
 from singalign import recipe
-from singalign.bundle import MAX_BUNDLE_MB, Bundle, bundle_size
+from singalign.bundle import MAX_BUNDLE_MB, WEIGHTS_FILE, Bundle, bundle_size
+from singalign.errors import BundleError
 from singalign.lm import COMPACT, bundle_files
 
 
@@ -34,6 +44,11 @@ def main(argv=None) -> int:
         "--from", dest="src", required=True, help="a trained bundle (e.g. RUN/best), or a run folder"
     )
     ap.add_argument("--out", required=True)
+    ap.add_argument(
+        "--carry",
+        default=None,
+        help="a bundle whose separator, LM and decoding settings the new weights keep",
+    )
     ap.add_argument("--separator", default=None)
     ap.add_argument("--lm", default=None, help="an LM folder written by `singalign lm build`")
     ap.add_argument(
@@ -53,6 +68,36 @@ def main(argv=None) -> int:
     return recipe.run("make_bundle", run, args)
 
 
+#: What ``--carry`` takes from the old bundle's config, besides the separator and LM files.
+CARRIED = ("separator", "lm", "decode", "lm_tuning", "notes_tuning")
+
+
+def carry(bundle: Bundle, old: Bundle) -> dict[str, Path]:
+    """Give ``bundle`` the separator, LM and decoding settings of ``old`` (see the module docstring);
+    returns the files to copy from ``old`` (name in the bundle -> path)."""
+    for key in ("features", "vocab", "blank_index", "frame_rate"):
+        if bundle.config.get(key) != old.config.get(key):
+            raise BundleError(f"--carry {old.path}: its {key} differ from the new weights' bundle's")
+    for key in CARRIED:
+        if key in old.config:
+            bundle.config[key] = old.config[key]
+        else:
+            bundle.config.pop(key, None)
+    bundle.config["carried_from"] = {
+        "bundle": str(old.path),
+        "model_sha256": old.config["files"][WEIGHTS_FILE],
+        "keys": [k for k in CARRIED if k in old.config],
+        "note": "separator, LM and decoding settings taken from that bundle; the decoding settings "
+        "were tuned for its weights, not re-tuned for these",
+    }
+    bundle.config.pop("decode_note", None)
+    return {
+        name: old.path / name
+        for name in old.config.get("files", {})
+        if name.startswith(("separator/", "lm/"))
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="make_bundle_") as work:
         src = Path(args.src)
@@ -61,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
             src = export_checkpoint(src, Path(work) / "checkpoint_bundle")
         bundle = Bundle.load(src)
-        extra = {}
+        extra = carry(bundle, Bundle.load(args.carry)) if args.carry else {}
         if args.separator:
             sep = json.loads((Path(args.separator) / "separator.json").read_text())
             bundle.config["separator"] = {**sep, "kind": "umx", "weights": "separator/vocals.pth"}

@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT, make_prepared
 
 from singalign import decode
-from singalign.bundle import Bundle, init_bundle
+from singalign.bundle import Bundle, init_bundle, sha256_file
 from singalign.constants import BLANK_INDEX, CHAR_TO_INDEX, VOCAB
 from singalign.decode import DecodeOptions
 from singalign.errors import BundleError, MissingWeightsError, SingalignError
@@ -185,6 +185,54 @@ def test_make_bundle_ships_a_compact_lm_with_checksums(tmp_path, tiny_lm, capsys
     )
     assert (tmp_path / "asis/lm/lm.bin").read_bytes() == (tiny_lm / "lm.bin").read_bytes()
     assert Bundle.load(tmp_path / "asis").config["lm"]["binary_type"] == "probing"
+
+
+def test_make_bundle_carries_separator_lm_and_decoding_from_an_older_bundle(tmp_path, tiny_lm, capsys):
+    make_bundle = _recipe("make_bundle")
+    old_src = init_bundle(tmp_path / "old_src", preset="tiny", seed=0)
+    assert (
+        make_bundle.main(["--from", str(old_src), "--out", str(tmp_path / "old"), "--lm", str(tiny_lm)]) == 0
+    )
+    old = Bundle.load(tmp_path / "old")
+    sep = tmp_path / "old/separator/vocals.pth"  # a separator file, as a released bundle carries one
+    sep.parent.mkdir()
+    sep.write_bytes(b"separator weights")
+    old.config["separator"] = {"kind": "umx", "weights": "separator/vocals.pth", "hidden_size": 4}
+    old.config["files"]["separator/vocals.pth"] = sha256_file(sep)
+    old.config["decode"] = {"method": "beam", "alpha": 0.6, "beta": 2.5, "onset_threshold": 0.9}
+    old.config["lm_tuning"] = {"best": {"alpha": 0.6, "beta": 2.5}}
+    (tmp_path / "old/bundle.json").write_text(json.dumps(old.config))
+    new_src = init_bundle(tmp_path / "new_src", preset="tiny", seed=1)  # weights trained further
+    assert (
+        make_bundle.main(
+            ["--from", str(new_src), "--carry", str(tmp_path / "old"), "--out", str(tmp_path / "new")]
+        )
+        == 0
+    )
+    new, old = Bundle.load(tmp_path / "new"), Bundle.load(tmp_path / "old")
+    assert (
+        new.config["files"]["model.safetensors"] == Bundle.load(new_src).config["files"]["model.safetensors"]
+    )
+    assert new.config["files"]["model.safetensors"] != old.config["files"]["model.safetensors"]
+    for key in ("separator", "lm", "decode", "lm_tuning"):
+        assert new.config[key] == old.config[key], key
+    for name in ("separator/vocals.pth", "lm/lm.bin", "lm/unigrams.txt"):
+        assert (new.path / name).read_bytes() == (old.path / name).read_bytes(), name
+    carried = new.config["carried_from"]
+    assert carried["model_sha256"] == old.config["files"]["model.safetensors"]
+    assert carried["keys"] == ["separator", "lm", "decode", "lm_tuning"] and "notes_tuning" not in new.config
+    # weights whose features differ from the old bundle's cannot take its settings
+    other = json.loads((new_src / "bundle.json").read_text())
+    other["features"]["top_db"] = 60.0
+    (new_src / "bundle.json").write_text(json.dumps(other))
+    capsys.readouterr()
+    assert (
+        make_bundle.main(
+            ["--from", str(new_src), "--carry", str(tmp_path / "old"), "--out", str(tmp_path / "x")]
+        )
+        == 1
+    )
+    assert "features differ" in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
 def test_tune_lm_recipe(tmp_path, tiny_lm, monkeypatch, capsys):
