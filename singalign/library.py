@@ -66,12 +66,16 @@ fused top needs (``ranking.fuse_top``, equal to fusing the whole lists).
 
 Latency at 100k tracks of 3.5-minute songs (``bench/bench_library.py --search-only``, synthetic Zipf
 lyrics and simulated posteriors, the query vector given; 2026-12-03 on an AMD EPYC machine with
-two idle cores): a text or ``--like`` search takes about 2 ms (p99 3 ms) once the matrices are
-loaded; a lyrics search 22 ms median and 45 ms p99 without the posteriors check, 34 ms and 58 ms
-with it (the check: about 8 ms of dynamic programme, 4 ms of unpacking, 1 ms of reading).
-Embedding a typed query (MiniLM) adds about 6.5 ms. The posteriors make the file about 70 kB a
-track larger (6.8 GB at 100k tracks of simulated posteriors; the real model's compress to about
-40 kB a 3.5-minute song).
+two idle cores, schema v4): a text or ``--like`` search takes about 2 ms (p99 3 ms) once the
+matrices are loaded; a lyrics search 22 ms median and 45 ms p99 without the posteriors check, 34 ms
+and 58 ms with it, when it read whole songs (four of 3.5 minutes: about 8 ms of dynamic programme,
+4 ms of unpacking, 1 ms of reading). The v5 check of 50 windows has not been measured on idle
+cores; A/B on the same two cores under a training job's load (10k tracks, ``spot_rerank`` alone,
+200 queries, three alternating runs), it took 11.8-13.8 ms median (p99 17.6-21.5) where v4's
+whole-song check took 11.8-13.8 ms (p99 18.3-21.9); with ``search.SPOT_TRACKS`` = 5 or 20, 1.3
+or 4.0 ms. Embedding a typed query (MiniLM) adds about 6.5 ms. The posteriors make the file about
+80 kB a track larger (7.8 GB at 100k tracks of simulated posteriors; the real model's take about
+42 kB a 3.5-minute song, and the frames of what was heard 4 bytes a character heard).
 """
 
 from __future__ import annotations

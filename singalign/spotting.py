@@ -15,6 +15,12 @@ be overruled. Frames outside the stretch cost nothing, so a song is not penalise
 Per state, the Viterbi recursion over frames is a running maximum of cumulative sums (as in
 ``ranking._sellers``), so one phrase is scored over many songs in a few numpy passes over all their
 frames per state (``2 * letters - 1`` states).
+
+A query checks each candidate in a window of frames, not the whole song: a packed blob is cut into
+chunks of ``CHUNK_FRAMES`` frames compressed on their own (``unpack_window`` reads only those it
+needs), and ``heard_frames`` gives the frame of each character of what was heard, where the
+approximate text match located the phrase. A window holding the best alignment scores as the
+whole song does.
 """
 
 from __future__ import annotations
