@@ -69,8 +69,9 @@ lyrics and simulated posteriors, the query vector given; 2026-12-03 on an AMD EP
 two idle cores, schema v4): a text or ``--like`` search takes about 2 ms (p99 3 ms) once the
 matrices are loaded; a lyrics search 22 ms median and 45 ms p99 without the posteriors check, 34 ms
 and 58 ms with it, when it read whole songs (four of 3.5 minutes: about 8 ms of dynamic programme,
-4 ms of unpacking, 1 ms of reading). The v5 check of 50 windows has not been measured on idle
-cores; A/B on the same two cores under a training job's load (10k tracks, ``spot_rerank`` alone,
+4 ms of unpacking, 1 ms of reading). Schema v5, 50 windows, the same machine idle (warm page
+cache, two runs of 200 queries): 22-25 ms median and 42-52 ms p99 without the check, 33-35 ms and
+54-64 ms with it. A/B on the same two cores under a training job's load (10k tracks, ``spot_rerank`` alone,
 200 queries, three alternating runs), it took 11.8-13.8 ms median (p99 17.6-21.5) where v4's
 whole-song check took 11.8-13.8 ms (p99 18.3-21.9); with ``search.SPOT_TRACKS`` = 5 or 20, 1.3
 or 4.0 ms. Embedding a typed query (MiniLM) adds about 6.5 ms. The posteriors make the file about
