@@ -427,27 +427,21 @@ class Library:
 
     def posteriors(self, track_ids: list[int]) -> dict[int, bytes]:
         """The packed CTC posteriors of those of ``track_ids`` that have them."""
-        if not track_ids:
-            return {}
-        marks = ",".join("?" * len(track_ids))
-        rows = self.db.execute(
-            f"SELECT track_id, packed FROM posteriors WHERE track_id IN ({marks})",
-            [int(i) for i in track_ids],
-        )
-        return dict(rows)
+        return dict(self._per_track("posteriors", "packed", track_ids))
 
     def heard_frames(self, track_ids: list[int]) -> dict[int, np.ndarray]:
         """The frame of each character of ``heard_match`` (``spotting.heard_frames``) of those of
         ``track_ids`` that have posteriors (a table of its own: a column after ``packed`` would be
         read through the blob's overflow pages)."""
+        return {int(i): unpack_frames(b) for i, b in self._per_track("heard_frames", "frames", track_ids)}
+
+    def _per_track(self, table: str, column: str, track_ids: list[int]) -> list[tuple[int, Any]]:
+        """(track_id, column) of the rows of ``table`` (keyed by track_id) for ``track_ids``."""
         if not track_ids:
-            return {}
+            return []
         marks = ",".join("?" * len(track_ids))
-        rows = self.db.execute(
-            f"SELECT track_id, frames FROM heard_frames WHERE track_id IN ({marks})",
-            [int(i) for i in track_ids],
-        )
-        return {int(i): unpack_frames(b) for i, b in rows}
+        sql = f"SELECT track_id, {column} FROM {table} WHERE track_id IN ({marks})"
+        return self.db.execute(sql, [int(i) for i in track_ids]).fetchall()
 
     def posterior_windows(self, windows: list[tuple[int, int, int | None]]) -> list[tuple[np.ndarray, int]]:
         """For each (track id, first frame, last frame (excluded; None: the end)), its stored

@@ -345,14 +345,9 @@ def test_lyrics_search_without_a_model_loads_no_matrix_and_sees_new_tracks(tmp_p
 
 
 def _edit_to_substring(query: str, text: str) -> int:
-    """The textbook O(len(query) * len(text)) dynamic programme (Sellers 1980), for reference."""
-    prev = [0] * (len(text) + 1)
-    for i, c in enumerate(query, 1):
-        cur = [i] + [0] * len(text)
-        for j in range(1, len(text) + 1):
-            cur[j] = min(prev[j - 1] + (text[j - 1] != c), prev[j] + 1, cur[j - 1] + 1)
-        prev = cur
-    return min(prev)
+    """The textbook O(len(query) * len(text)) dynamic programme (Sellers 1980), for reference: the
+    fewest edits to any stretch of ``text``, the empty one (deleting the whole query) included."""
+    return min([len(query), *_ending_at(query, text)])
 
 
 def test_approximate_match_costs_equal_the_textbook_edit_distance():
@@ -406,7 +401,8 @@ def test_match_ends_are_where_the_first_best_stretch_ends():
 
 
 def _ending_at(query: str, text: str) -> list[int]:
-    """The fewest edits from ``query`` to a stretch of ``text`` ending at each of its characters."""
+    """The fewest edits from ``query`` to a stretch of ``text`` ending at each of its characters
+    (the last row of Sellers' dynamic programme)."""
     prev = [0] * (len(text) + 1)
     for i, c in enumerate(query, 1):
         cur = [i] + [0] * len(text)
