@@ -121,7 +121,7 @@ FTS_FILL = 1000
 #: Most exact-phrase matches a lyrics query ranks (a phrase sung in more tracks: its first ones by id).
 FTS_PHRASE_HITS = 1000
 #: Libraries with at most this many tracks get the approximate lyrics match over every transcript;
-#: larger ones over the candidates of the other lyrics rankings (``Library.fuzzy_costs``).
+#: larger ones over the candidates of the other lyrics rankings (``Library.fuzzy_matches``).
 FUZZY_ALL_TRACKS = 1000
 #: FTS5's bm25() constants: a word adds at most idf * (k1 + 1) to a track's score.
 _BM25_K1, _BM25_B = 1.2, 0.75
@@ -504,10 +504,6 @@ class Library:
         ids, _, mat = self.matrix(space)
         order = np.argsort(-(mat @ np.asarray(query, np.float32).reshape(-1)), kind="stable")
         return {int(ids[i]): r for r, i in enumerate(order)}
-
-    def fuzzy_costs(self, phrase: str, candidates: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(track ids, costs) of ``fuzzy_matches``."""
-        return self.fuzzy_matches(phrase, candidates)[:2]
 
     def fuzzy_matches(
         self, phrase: str, candidates: list[int] | None = None

@@ -155,7 +155,7 @@ def lyrics_ranking(
     ids, costs, ends = lib.fuzzy_matches(phrase, sorted(candidates))
     keep = ~np.isin(ids, list(exclude)) if exclude else np.ones(len(ids), bool)
     ids, costs, ends = ids[keep], costs[keep], ends[keep]
-    fused = fused_scores(others, ids)  # ids ascend (fuzzy_costs)
+    fused = fused_scores(others, ids)  # ids ascend (fuzzy_matches)
     order = np.lexsort((ids, -fused, costs))
     ranked = ids[order].tolist()
     n = max(1, len(query_text(phrase)))

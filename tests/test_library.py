@@ -424,7 +424,7 @@ def test_lyrics_search_finds_a_line_whose_every_word_was_misheard(tmp_path, monk
         lib.add_track(f"/m/{i}.wav", f"s{i}", 1, 0.0, TrackAnalysis({"tags": np.eye(4, dtype=np.float32)[i]},
                                                                      transcript=text))  # fmt: skip
     assert lib.search_fts("river runs to the sea")[0] == 3  # words alone: the wrong song
-    ids, costs = lib.fuzzy_costs("river runs to the sea")
+    ids, costs, _ = lib.fuzzy_matches("river runs to the sea")
     assert list(ids) == [1, 2, 3, 4] and costs[0] == 4 and costs.argsort()[0] == 0
     res = search_library(lib, None, lyrics="river runs to the sea", top=4)
     assert res[0] == {"path": "/m/0.wav", "score": round(1 - 4 / 21, 6)}  # 4 edits in 21 characters
@@ -447,12 +447,12 @@ def test_lyrics_search_finds_a_line_whose_every_word_was_misheard(tmp_path, monk
     assert lib.search_fts("golden river flows") != [6]  # its transcript (with the LM) lost the words
     # above FUZZY_ALL_TRACKS tracks only the candidates are matched; at it, every track
     monkeypatch.setattr("singalign.library.FUZZY_ALL_TRACKS", lib.count())
-    assert list(lib.fuzzy_costs("river runs to the sea", candidates=[2])[0]) == [1, 2, 3, 4, 5]
+    assert list(lib.fuzzy_matches("river runs to the sea", candidates=[2])[0]) == [1, 2, 3, 4, 5]
     monkeypatch.setattr("singalign.library.FUZZY_ALL_TRACKS", lib.count() - 1)
-    assert list(lib.fuzzy_costs("river runs to the sea", candidates=[2])[0]) == [2]
+    assert list(lib.fuzzy_matches("river runs to the sea", candidates=[2])[0]) == [2]
     monkeypatch.setattr("singalign.library.FUZZY_ALL_TRACKS", 2)
-    assert list(lib.fuzzy_costs("river runs to the sea", candidates=[2, 4])[0]) == [2, 4]
-    assert len(lib.fuzzy_costs("river runs to the sea")[0]) == 0
+    assert list(lib.fuzzy_matches("river runs to the sea", candidates=[2, 4])[0]) == [2, 4]
+    assert len(lib.fuzzy_matches("river runs to the sea")[0]) == 0
     # ... so a track whose words all differ is out of reach there (its heard text was found above)
     assert search_library(lib, None, lyrics="golden river flows", top=1)[0]["path"] == "/m/2.wav"
 
