@@ -23,7 +23,7 @@ collapsed model whose embeddings are all equal gets the worst ranks, not the bes
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -443,6 +443,12 @@ def retrieval_ranks(sim: np.ndarray, relevant=None) -> np.ndarray:
     ranked = _ranking(sim, _relevance(sim, relevant))
     has = ranked.any(axis=1)
     return np.where(has, ranked.argmax(axis=1) + 1, sim.shape[1] + 1)
+
+
+def first_relevant_rank(ranked: Sequence[Any], relevant: Collection[Any]) -> int:
+    """1-based rank of the first item of ``ranked`` (best first) that is in ``relevant``;
+    ``len(ranked) + 1`` when none is (a search that never returns a relevant item)."""
+    return next((k + 1 for k, item in enumerate(ranked) if item in relevant), len(ranked) + 1)
 
 
 def recall_at_k(sim: np.ndarray, k: int, relevant=None) -> float:

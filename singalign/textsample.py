@@ -172,6 +172,22 @@ def lyric_span(text: str, rng: np.random.Generator, cfg: TextSampleConfig = Text
     return " ".join(words[start : start + n])
 
 
+def songs_singing(phrase: str, lyrics: dict[str, str]) -> set[str]:
+    """The songs whose lyrics contain ``phrase`` as consecutive words (compared as scoring does:
+    ``metrics.normalize_for_scoring``, so case, punctuation and line breaks do not matter).
+
+    The relevant songs of a lyrics query: a synthetic corpus draws its lines from a limited pool of
+    held-out text, so a 5-word phrase of one song is often sung in another too (154 of 500 queries
+    of the library evaluation), and finding that other song first is a right answer.
+    """
+    from singalign.metrics import normalize_for_scoring
+
+    want = f" {normalize_for_scoring(phrase)} "
+    if not want.strip():
+        return set()
+    return {s for s, text in lyrics.items() if want in f" {normalize_for_scoring(text)} "}
+
+
 def zero_shot_prompts(tag: str, cfg: TextSampleConfig = TextSampleConfig()) -> list[str]:
     """Texts whose averaged embedding stands for ``tag`` in zero-shot tagging."""
     tag = tag.strip().lower()

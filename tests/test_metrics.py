@@ -129,6 +129,15 @@ def test_planted_ranking_map_and_recall():
     assert metrics.median_rank(sim2) == 3.0
 
 
+def test_first_relevant_rank_of_a_ranked_list():
+    ranked = ["c", "a", "b", "d"]
+    assert metrics.first_relevant_rank(ranked, {"a"}) == 2
+    assert metrics.first_relevant_rank(ranked, {"d", "a"}) == 2  # the first of several
+    assert metrics.first_relevant_rank(ranked, {"c"}) == 1
+    assert metrics.first_relevant_rank(ranked, {"z"}) == 5  # never returned: one past the end
+    assert metrics.first_relevant_rank([], {"a"}) == 1
+
+
 def test_tagging_metrics():
     y = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [0, 0]])
     perfect = y + 0.1

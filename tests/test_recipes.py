@@ -158,6 +158,11 @@ def test_chain_on_tiny_synthetic_corpora(tmp_path):
                "--metadata", meta, "--db", str(w / "lib.db"), "--out", str(w / "lib_eval"), "--no-separation", "--greedy")  # fmt: skip
     summary = json.loads((w / "lib_eval/summary.json").read_text())
     assert summary["songs"] == 2 and summary["library"] == 2 and 1 <= summary["lyrics_medr"] <= 2
+    rows = [json.loads(x) for x in (w / "lib_eval/queries.jsonl").read_text().splitlines()]
+    lyr = [r for r in rows if r["task"] == "lyrics"]
+    assert len(lyr) == 2 and all(1 <= r["rank_any"] <= r["rank"] and r["sung_in"] >= 1 for r in lyr)
+    assert summary["lyrics_any_r@1"] >= summary["lyrics_r@1"]
+    assert summary["lyrics_unique_queries"] == sum(r["sung_in"] == 1 for r in lyr)
     lib = Library(w / "lib.db")  # made as `index add` makes one: search --like embeds new files the same way
     assert lib.get_meta("separation") == "0" and json.loads(lib.get_meta("spaces")) == ["tags", "lyrics"]
     lib.close()

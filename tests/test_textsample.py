@@ -14,6 +14,7 @@ from singalign.textsample import (
     lyric_span,
     parse_tags,
     song_id_of,
+    songs_singing,
     tag_text,
     tag_vocabulary,
     zero_shot_prompts,
@@ -70,6 +71,22 @@ def test_lyric_span_is_consecutive_words_within_bounds():
         assert span == words[i : i + len(span)]
     assert lyric_span("only two", rng, cfg) == "only two"
     assert lyric_span("", rng, cfg) == ""
+
+
+def test_songs_singing_a_phrase_match_whole_consecutive_words():
+    lyrics = {
+        "a": "The hand of the enemy\nI will bring the land",
+        "b": "and the hand of the Enemy, i will",
+        "c": "the hand of them enemy",
+        "d": "hand of the enemy i will bring",
+    }
+    # across a line break, whatever the case and punctuation
+    assert songs_singing("hand of the enemy i will", lyrics) == {"a", "b", "d"}
+    assert songs_singing("the hand of the enemy", lyrics) == {"a", "b"}
+    assert songs_singing("of the", lyrics) == {"a", "b", "d"}
+    assert songs_singing("and of", lyrics) == set()  # "land of" is not the word "and"
+    assert songs_singing("nd the", lyrics) == set()  # nor "nd" a word of "and"
+    assert songs_singing("", lyrics) == set()
 
 
 def test_prompts_captions_and_vocabulary(tmp_path):
