@@ -5,13 +5,16 @@ and tagging (``singalign search``, ``singalign tag``) are in ``singalign.search`
 ``singalign.ranking``.
 
 Schema (``SCHEMA_VERSION`` 5; an older file is upgraded in place when opened, in one transaction:
-v2 added ``heard``, v3 ``heard_match``, v4 the table ``posteriors``, v5 cut its blobs into chunks
-and added the table ``heard_frames``: about 40 ms a 3.5-minute song, for the alignment)::
+v2 added ``heard``, v3 ``heard_match``, v4 the table ``posteriors``; v5 cut its blobs into chunks
+and added the table ``heard_frames``, about 40 ms a 3.5-minute song, more than an hour for 100k
+tracks: that part runs in batches of ``UPGRADE_BATCH`` tracks, one transaction each, with a
+progress bar, and a killed upgrade resumes where it stopped the next time the file is opened)::
 
     meta(key TEXT PRIMARY KEY, value TEXT)
         schema_version, model (fingerprint: SHA-256 of the bundle's weights and head), bundle (its
         path when the index was made), spaces (JSON list), embed_dim, tag_vocab (JSON list),
-        separation ("1" or "0": whether vocals were separated; ``search --like`` does the same)
+        separation ("1" or "0": whether vocals were separated; ``search --like`` does the same),
+        upgrade ("chunks" while v4 posteriors remain to convert: opening the file finishes that)
     tracks(id INTEGER PRIMARY KEY, path TEXT UNIQUE (absolute), sha256 TEXT (content hash),
         size INTEGER, mtime REAL, duration REAL (s), added REAL (unix time),
         transcript TEXT (lyrics, one line per line), words TEXT (JSON [{"word","start","end"}]),
@@ -123,6 +126,8 @@ FTS_PHRASE_HITS = 1000
 #: Libraries with at most this many tracks get the approximate lyrics match over every transcript;
 #: larger ones over the candidates of the other lyrics rankings (``Library.fuzzy_matches``).
 FUZZY_ALL_TRACKS = 1000
+#: Tracks whose v4 posteriors one transaction of the v4 -> v5 upgrade converts (``_chunk_posteriors``).
+UPGRADE_BATCH = 500
 #: FTS5's bm25() constants: a word adds at most idf * (k1 + 1) to a track's score.
 _BM25_K1, _BM25_B = 1.2, 0.75
 
@@ -241,32 +246,19 @@ class Library:
             self._upgrade(int(version))
         elif int(version) != SCHEMA_VERSION:
             raise SingalignError(f"{self.path}: library schema v{version}, this code reads v{SCHEMA_VERSION}")
+        if self.get_meta("upgrade") == "chunks":  # left by the upgrade from v4, or by one killed
+            self._chunk_posteriors()
 
     def _upgrade(self, version: int) -> None:
         """Bring a v1 to v4 file to ``SCHEMA_VERSION`` in one transaction (v1 tracks keep
         heard = '' and are matched by their transcript; tracks before v4 have no posteriors, whose
-        table the schema script has already created; v4's posteriors are cut into chunks and get
-        the frames of what was heard, ``spotting.heard_frames``: about 40 ms a 3.5-minute song)."""
+        table the schema script has already created). A v4 file's posteriors are then converted by
+        ``_chunk_posteriors``, which the meta row ``upgrade`` = "chunks" asks for."""
         with self._transaction():
             if self.get_meta("schema_version") != str(version):  # another process upgraded it meanwhile
                 return
             if version == 4:
-                ids = [r[0] for r in self.db.execute("SELECT track_id FROM posteriors ORDER BY track_id")]
-                for lo in range(0, len(ids), 500):  # in batches: a large library's blobs fill gigabytes
-                    marks = ",".join("?" * len(ids[lo : lo + 500]))
-                    rows = self.db.execute(
-                        f"SELECT p.track_id, p.packed, t.heard_match FROM posteriors p JOIN tracks t "
-                        f"ON t.id = p.track_id WHERE p.track_id IN ({marks})",
-                        ids[lo : lo + 500],
-                    ).fetchall()
-                    new = [(tid, *_posterior_row(packed, bytes(heard))) for tid, packed, heard in rows]
-                    self.db.executemany(
-                        "UPDATE posteriors SET packed = ? WHERE track_id = ?", [(p, t) for t, p, _ in new]
-                    )
-                    self.db.executemany(
-                        "INSERT INTO heard_frames(track_id, frames) VALUES (?, ?)",
-                        [(t, f) for t, _, f in new],
-                    )
+                self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('upgrade', 'chunks')")
             if version == 1:
                 self.db.execute("ALTER TABLE tracks ADD COLUMN heard TEXT NOT NULL DEFAULT ''")
             if version <= 2:
@@ -277,6 +269,51 @@ class Library:
                     ((match_text(heard or transcript), tid) for tid, heard, transcript in rows),
                 )
             self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+
+    def _chunk_posteriors(self) -> None:
+        """The v4 -> v5 conversion: cut each track's posteriors into chunks and store the frames of
+        what was heard (``_posterior_row``: about 40 ms a 3.5-minute song), ``UPGRADE_BATCH`` tracks
+        per transaction, with a progress bar on stderr when there is more than one batch. A track
+        with a ``heard_frames`` row is done, so a killed run (or another process converting the
+        same file: it opens the file, so it joins in) leaves finished batches as they are and the
+        next run skips them. Last, the meta row ``upgrade`` goes."""
+        from tqdm import tqdm
+
+        todo = [
+            r[0]
+            for r in self.db.execute(
+                "SELECT track_id FROM posteriors WHERE track_id NOT IN (SELECT track_id FROM heard_frames) "
+                "ORDER BY track_id"
+            )
+        ]
+        bar = tqdm(
+            total=len(todo),
+            desc=f"{self.path.name}: upgrading to schema v{SCHEMA_VERSION}",
+            unit="track",
+            disable=len(todo) <= UPGRADE_BATCH,
+            file=sys.stderr,
+        )
+        for lo in range(0, len(todo), UPGRADE_BATCH):
+            batch = todo[lo : lo + UPGRADE_BATCH]
+            marks = ",".join("?" * len(batch))
+            with self._transaction():
+                rows = self.db.execute(
+                    f"SELECT p.track_id, p.packed, t.heard_match FROM posteriors p JOIN tracks t "
+                    f"ON t.id = p.track_id WHERE p.track_id IN ({marks}) "
+                    f"AND p.track_id NOT IN (SELECT track_id FROM heard_frames)",
+                    batch,
+                ).fetchall()
+                new = [(tid, *_posterior_row(packed, bytes(heard))) for tid, packed, heard in rows]
+                self.db.executemany(
+                    "UPDATE posteriors SET packed = ? WHERE track_id = ?", [(p, t) for t, p, _ in new]
+                )
+                self.db.executemany(
+                    "INSERT INTO heard_frames(track_id, frames) VALUES (?, ?)", [(t, f) for t, _, f in new]
+                )
+            bar.update(len(batch))
+        bar.close()
+        with self._transaction():
+            self.db.execute("DELETE FROM meta WHERE key = 'upgrade'")
 
     def close(self) -> None:
         self.db.close()

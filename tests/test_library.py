@@ -633,7 +633,7 @@ def _whole_stream(lp: np.ndarray) -> bytes:
     return bytes([1]) + zlib.compress(np.ascontiguousarray(q.T).tobytes(), 9)
 
 
-def test_a_v4_library_is_upgraded_to_chunks_in_one_transaction(tmp_path, monkeypatch):
+def test_a_v4_library_is_upgraded_to_chunks_in_batches_and_resumes(tmp_path, monkeypatch, capsys):
     from singalign import library
 
     path = tmp_path / "v4.db"
@@ -662,7 +662,9 @@ def test_a_v4_library_is_upgraded_to_chunks_in_one_transaction(tmp_path, monkeyp
     db.commit()
     db.close()
 
-    # a failure half-way leaves the file as it was: the new column and the first blob rolled back
+    # a failure half-way (batches of one track here) keeps the batches done and the version
+    # change; the batch that failed is rolled back, whole
+    monkeypatch.setattr(library, "UPGRADE_BATCH", 1)
     calls = []
     real = library._posterior_row
 
@@ -675,17 +677,25 @@ def test_a_v4_library_is_upgraded_to_chunks_in_one_transaction(tmp_path, monkeyp
     monkeypatch.setattr(library, "_posterior_row", failing)
     with pytest.raises(RuntimeError):
         Library(path)
+    assert "v4.db: upgrading to schema v5" in capsys.readouterr().err  # two batches: a progress bar
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
-    assert dict(db.execute("SELECT track_id, packed FROM posteriors")) == old
-    assert db.execute("SELECT COUNT(*) FROM heard_frames").fetchone() == (0,)  # the table: empty
+    meta = dict(db.execute("SELECT key, value FROM meta"))
+    assert meta == {"schema_version": "5", "upgrade": "chunks"}
+    packed = dict(db.execute("SELECT track_id, packed FROM posteriors"))
+    assert packed[1][0] == 2 and packed[2] == old[2]  # track 1 converted, track 2 as it was
+    assert [r[0] for r in db.execute("SELECT track_id FROM heard_frames")] == [1]
+    done = packed[1]
     db.close()
     monkeypatch.setattr(library, "_posterior_row", real)
 
+    # opening it again resumes: only track 2 is converted, then the mark goes
+    converted = []
+    monkeypatch.setattr(library, "_posterior_row", lambda p, h: converted.append(1) or real(p, h))
     lib = Library(path)
-    assert lib.get_meta("schema_version") == "5"
+    assert lib.get_meta("schema_version") == "5" and lib.get_meta("upgrade") is None
+    assert len(converted) == 1
     new = lib.posteriors([1, 2, 3])
-    assert set(new) == {1, 2}
+    assert set(new) == {1, 2} and new[1] == done
     for i, blob in new.items():
         assert blob[0] == 2 and old[i][0] == 1  # chunks now
         a, b = unpack_posteriors(old[i]), unpack_posteriors(blob)
