@@ -165,3 +165,21 @@ def test_cli_layout_flags(tmp_path, capsys):
 def test_default_lm_ships_the_compact_layout():
     assert lm.DEFAULT_LM_CONFIG.order == 5
     assert lm.layout_of(lm.DEFAULT_LM_CONFIG.to_dict()) == lm.COMPACT
+
+
+def test_default_lyrics_text_is_the_train_lyric_lines(tmp_path, capsys):
+    from singalign.synth import text as synth_text
+
+    lines, source = lm.default_lm_text("lyrics")
+    vocab = synth_text.vocabulary(synth_text.DEFAULT_LYRICS_VOCAB)
+    assert "lyric lines" in source and len(lines) > 10_000
+    assert all(w in vocab for line in lines[:2000] for w in line.split())
+    # each is one sentence's lyric lines, joined: every line of the pool is in one of them, in order
+    pool = synth_text.lyric_lines("train", synth_text.DEFAULT_LYRICS_VOCAB)
+    assert sum(len(x.split()) for x in lines) == sum(len(p.words) for p in pool)
+    assert lines[0].startswith(" ".join(pool[0].words))
+    assert lm.default_lm_text("sentences")[0] == synth_text.sentences(portion="train")
+    with pytest.raises(SingalignError, match="one of sentences, lyrics"):
+        lm.default_lm_text("psalms")
+    assert main(["lm", "build", "--text", "x.txt", "--lyrics", "--out", str(tmp_path / "x")]) == 1
+    assert "--lyrics goes with --default" in capsys.readouterr().err
