@@ -9,6 +9,9 @@
 # (0.5, the paper's largest framewise pitch error of a kept song; the selection stops the chain
 # when it keeps no song).
 #
+# The last stage assembles the chain's result as a release bundle in $WORK/bundle (LM, tuned
+# decoding, audio-text head: HEADS_EPOCHS (50), HEADS_FLAGS for recipes/heads_train.py; LABEL).
+#
 # TRAIN_FLAGS go to every training run (default --compile: torch.compile the CNNs, 2-3x faster CPU
 # steps; add --cpu-bf16 on CPUs with native bf16, or set it empty without a C++ compiler).
 # SEPARATOR=train trains an Open-Unmix vocals model on the synthetic stems (SEP_STEPS steps) and uses
@@ -31,6 +34,9 @@ EPOCHS=${EPOCHS:-100}
 SELECT_THRESHOLD=${SELECT_THRESHOLD:-0.5}
 SONG_SECONDS=${SONG_SECONDS:-}
 TRAIN_FLAGS=${TRAIN_FLAGS---compile}
+HEADS_EPOCHS=${HEADS_EPOCHS:-50}
+HEADS_FLAGS=${HEADS_FLAGS:-}
+LABEL=${LABEL:-"trained on synthetic singing (make recipe-synthetic), not a model of real songs"}
 S="$PY -m singalign.cli"
 M=$WORK/manifests
 P=$WORK/prep
@@ -107,6 +113,30 @@ $PY recipes/evaluate.py --manifest $M/songs_test.jsonl --bundle $R/baseline/best
 # the paper's Table 1 with the oracle (true notes; on the prepared test segments, the same items for all)
 $PY recipes/evaluate.py --prepared $P/songs_test --bundle $R/baseline/best $R/oracle/best $R/multitask/best \
     --label baseline oracle multitask --greedy --out $WORK/eval/table1
+stage bundle
+# 9. the chain's result as a release bundle ($WORK/bundle, what `singalign transcribe --bundle` and
+#    `make_bundle.py --from $WORK/bundle --out singalign/resources/bundles/default` take): the
+#    multitask weights with the separator and the default LM; beam search's LM weight and word bonus
+#    and the note decoding tuned on the dev songs; the audio-text head trained on the frozen encoder
+#    (train songs' segments, dev songs for the epoch); then the full pipeline on the test songs with
+#    it (greedy, beam + LM, forced alignment) and the training report stored in the bundle.
+LMDIR=$WORK/lm
+[ -f "$LMDIR/lm.json" ] || $S lm build --default --out "$LMDIR" --quiet
+B=$WORK/bundle_stages
+$PY recipes/make_bundle.py --from $R/multitask/best $SEPTRAIN --lm "$LMDIR" --out $B/untuned
+$PY recipes/tune_lm.py --bundle $B/untuned --manifest $M/songs_dev.jsonl $SEPFLAG --out $WORK/eval/tune_lm.json \
+    --save-bundle $B/tuned
+$PY recipes/tune_notes.py --bundle $B/tuned --manifest $M/songs_dev.jsonl $SEPFLAG --out $WORK/eval/tune_notes.json \
+    --save-bundle $B/tuned
+$PY recipes/heads_train.py --bundle $B/tuned --train $P/songs_train_selected --valid $P/songs_dev \
+    --metadata $WORK/songs_train/metadata.jsonl $WORK/songs_dev/metadata.jsonl --out $R/heads \
+    --epochs "$HEADS_EPOCHS" $HEADS_FLAGS
+$PY recipes/evaluate.py --manifest $M/songs_test.jsonl --bundle $R/heads/best --also greedy beam --align $SEPFLAG \
+    --out $WORK/eval/bundle
+$PY recipes/report.py --run $R/pretrain $R/multitask --eval $WORK/eval/bundle/summary.json \
+    --note "$LABEL" --out $B/REPORT.txt
+$PY recipes/make_bundle.py --from $R/heads/best --report $B/REPORT.txt --label "$LABEL" --out $WORK/bundle
 stage ""
 echo "stage times (s): $TIMES"
-echo "done: see $WORK/eval/tables.txt and $WORK/eval/table1/tables.txt"
+echo "done: see $WORK/eval/tables.txt, $WORK/eval/table1/tables.txt and $WORK/eval/bundle/tables.txt;"
+echo "the bundle: $WORK/bundle"

@@ -210,6 +210,8 @@ def test_make_recipe_synthetic_runs_the_whole_chain(tmp_path):
         "SELECT_THRESHOLD": "1.0",  # an untrained tiny pitch model is wrong everywhere: keep every song
         "TRAIN_FLAGS": "",
         "OMP_NUM_THREADS": "1",
+        "HEADS_EPOCHS": "1",
+        "HEADS_FLAGS": "--text-tower bow --batch-size 4",
     }
     proc = subprocess.run(["bash", "recipes/run_synthetic.sh"], capture_output=True, text=True, cwd=ROOT, env=env,
                           timeout=1200)  # fmt: skip
@@ -220,7 +222,7 @@ def test_make_recipe_synthetic_runs_the_whole_chain(tmp_path):
         if not x.startswith("#")
     ]
     assert [t[0] for t in times] == ["corpora", "manifests", "separation", "features", "pretrain",
-                                     "pitch_and_select", "finetune", "evaluate"]  # fmt: skip
+                                     "pitch_and_select", "finetune", "evaluate", "bundle"]  # fmt: skip
     assert all(int(t[1]) >= 0 for t in times)
     kept = (tmp_path / "manifests/songs_train_selected.jsonl").read_text().splitlines()
     assert len(kept) == 3  # threshold 1 keeps all three songs
@@ -230,3 +232,13 @@ def test_make_recipe_synthetic_runs_the_whole_chain(tmp_path):
     assert all(m in tables for m in ("baseline", "multitask", "pitch_onset_only"))
     table1 = (tmp_path / "eval/table1/tables.txt").read_text()
     assert "oracle" in table1 and "Table 1b" in table1
+    # the chain's result as a release bundle: LM, tuned decoding, the head, the report; it transcribes
+    bundle = Bundle.load(tmp_path / "bundle")
+    assert bundle.config["lm_tuning"]["n_items"] == 2 and bundle.config["notes_tuning"]["n_items"] == 2
+    assert bundle.config["decode"]["alpha"] == bundle.config["lm_tuning"]["best"]["alpha"]
+    assert bundle.config["head"] and (tmp_path / "bundle/lm/lm.bin").exists()
+    assert "trained on synthetic singing" in bundle.config["label"]
+    report = (tmp_path / "bundle/REPORT.txt").read_text()
+    assert "pretrain" in report and "multitask" in report and "(beam)" in report
+    summary = json.loads((tmp_path / "eval/bundle/summary.json").read_text())
+    assert summary["n_items"] == 2 and "alignment" in summary
