@@ -151,9 +151,9 @@ def approximate_match_costs(query: str, texts: list[str], chunk: int = 1024) -> 
 
 def match_costs(q: bytes, norm: list[bytes], chunk: int = 1024) -> np.ndarray:
     """``approximate_match_costs`` of a query and texts already spelled by ``query_text`` and
-    ``match_text``. Queries up to 64 characters run Myers' bit-vector algorithm (1999) over
-    overlapping pieces of every text at once (about 2,000 numpy operations per query, each over all
-    pieces); longer ones the dynamic programme (``len(q)`` times more work), in chunks of texts of
+    ``match_text``. Queries up to 64 characters run Myers' bit-vector algorithm (1999), compiled
+    (``kernels.myers_texts``: one pass over the characters of every text, about 2 ms per 400k characters);
+    longer ones the dynamic programme in numpy (``len(q)`` times more work), in chunks of texts of
     similar length."""
     return match_ends(q, norm, chunk)[0]
 
@@ -163,37 +163,21 @@ def match_ends(q: bytes, norm: list[bytes], chunk: int = 1024) -> tuple[np.ndarr
     index in the text of the last character of its first best stretch; -1 where the best is to
     delete the whole query, e.g. in an empty text). The stretch starts at most ``len(q) + cost``
     characters before its end (lyrics search checks the posteriors there: ``search.spot_rerank``)."""
-    out = np.full(len(norm), len(q), np.int32)  # an empty text: delete the whole query
-    where = np.full(len(norm), -1, np.int64)
     if not q:
-        out[:] = 0
-        return out, where
+        return np.zeros(len(norm), np.int32), np.full(len(norm), -1, np.int64)
     qa = np.frombuffer(q, np.uint8)
     if len(q) <= 64:
-        # Myers over pieces of the texts, all at once: the best stretch is at most 2m characters
-        # long (a longer one costs more than deleting the whole query), so pieces of W characters
-        # that overlap by 2m hold every candidate stretch whole, and the numpy calls number ~15 W
-        width = max(128, 4 * len(q))
-        step = width - 2 * len(q)
-        lens = np.array([len(x) for x in norm], np.int64)
-        ends = np.cumsum(lens)
-        buf = np.frombuffer(b"".join(norm) + bytes(width), np.uint8)
-        n_pieces = np.where(lens > 0, np.maximum(1, -(-(lens - 2 * len(q)) // step)), 0)
-        owner = np.repeat(np.arange(len(norm)), n_pieces)
-        first = np.cumsum(n_pieces) - n_pieces
-        starts = (ends - lens)[owner] + (np.arange(len(owner)) - first[owner]) * step
-        piece_lens = np.minimum(width, ends[owner] - starts)  # the rest belongs to the next text
-        if len(owner):
-            t = buf[starts[:, None] + np.arange(width)]
-            best, at = _myers(qa, t, piece_lens)
-            np.minimum.at(out, owner, best)
-            # each text's first piece with its best cost (pieces of a text are in order)
-            top = np.flatnonzero(best == out[owner])
-            texts, k = np.unique(owner[top], return_index=True)
-            piece = top[k]
-            where[texts] = starts[piece] + at[piece] - (ends - lens)[texts]
-            where[out == len(q)] = -1
-        return out, where
+        peq = np.zeros(256, np.uint64)  # bit i of peq[c]: q[i] == c
+        for i, c in enumerate(qa):
+            peq[c] |= np.uint64(1 << i)
+        offsets = np.zeros(len(norm) + 1, np.int64)
+        np.cumsum([len(x) for x in norm], out=offsets[1:])
+        buf = np.frombuffer(b"".join(norm) or b" ", np.uint8)
+        from singalign.kernels import myers_texts  # numba: imported (and loaded) when first needed
+
+        return myers_texts(peq, len(q), buf, offsets)
+    out = np.full(len(norm), len(q), np.int32)  # an empty text: delete the whole query
+    where = np.full(len(norm), -1, np.int64)
     order = sorted((i for i in range(len(norm)) if norm[i]), key=lambda i: len(norm[i]))
     for lo in range(0, len(order), chunk):
         rows = order[lo : lo + chunk]
@@ -204,44 +188,6 @@ def match_ends(q: bytes, norm: list[bytes], chunk: int = 1024) -> tuple[np.ndarr
         out[rows], where[rows] = _sellers(qa, t, lens)
     where[out == len(q)] = -1
     return out, where
-
-
-def _myers(q: np.ndarray, t: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Myers' bit-parallel search: best edit distance of ``q`` (m <= 64) to a substring of each
-    row of ``t`` (N, W) that ends within its length ``lens``, and the first column where one ends
-    ((N,) int32, (N,) int64); rows are processed together."""
-    m = len(q)
-    mask = np.uint64((1 << m) - 1)
-    high = np.uint64(1 << (m - 1))
-    peq = np.zeros(256, np.uint64)  # bit i of peq[c]: q[i] == c
-    for i, c in enumerate(q):
-        peq[c] |= np.uint64(1 << i)
-    n = t.shape[0]
-    pv = np.full(n, mask, np.uint64)
-    mv = np.zeros(n, np.uint64)
-    score = np.full(n, m, np.int32)
-    width = t.shape[1]
-    scores = np.empty((width, n), np.int32)  # each column's score: the best and where it is, after
-    one = np.uint64(1)
-    for j in range(width):
-        eq = peq[t[:, j]]
-        xv = eq | mv
-        xh = ((((eq & pv) + pv) & mask) ^ pv) | eq
-        ph = mv | (~(xh | pv) & mask)
-        mh = pv & xh
-        score += ((ph & high) != 0).astype(np.int32) - ((mh & high) != 0).astype(np.int32)
-        ph = (ph << one) & mask  # a match may start anywhere: no carry-in
-        mh = (mh << one) & mask
-        pv = mh | (~(xv | ph) & mask)
-        mv = ph & xv
-        scores[j] = score
-    short = np.flatnonzero(lens < width)  # past its end, a row's padding cannot improve it
-    if len(short):
-        tail = scores[:, short]
-        tail[np.arange(width)[:, None] >= lens[short][None, :]] = m
-        scores[:, short] = tail
-    at = scores.argmin(axis=0)
-    return scores[at, np.arange(n)], at
 
 
 def _sellers(q: np.ndarray, t: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

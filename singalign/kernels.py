@@ -1,0 +1,46 @@
+"""Compiled inner loops (numba, cached on disk after the first compilation): the few loops
+that numpy cannot vectorise well. Imported where first needed, so commands that never run them
+do not pay for importing numba (about 0.2 s).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, nogil=True)
+def myers_texts(
+    peq: np.ndarray, m: int, buf: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Myers' bit-parallel search (m <= 64) over each text ``buf[offsets[i]:offsets[i + 1]]``:
+    the best edit distance of the query (``peq[c]``: bit k set where its k-th character is c) to a
+    substring of the text, and the index of the first character where such a substring ends (-1
+    where nothing beats deleting the whole query, cost m)."""
+    n = len(offsets) - 1
+    costs = np.full(n, m, np.int32)
+    ends = np.full(n, -1, np.int64)
+    one = np.uint64(1)
+    mask = (one << np.uint64(m)) - one if m < 64 else ~np.uint64(0)
+    high = one << np.uint64(m - 1)
+    for i in range(n):
+        pv, mv = mask, np.uint64(0)
+        score, lo = m, offsets[i]
+        for j in range(lo, offsets[i + 1]):
+            eq = peq[buf[j]]
+            xv = eq | mv
+            xh = ((((eq & pv) + pv) & mask) ^ pv) | eq
+            ph = mv | (~(xh | pv) & mask)
+            mh = pv & xh
+            if ph & high:
+                score += 1
+            elif mh & high:  # pv and mv never share a bit: ph and mh are not both set there
+                score -= 1
+            ph = (ph << one) & mask  # a match may start anywhere: no carry-in
+            mh = (mh << one) & mask
+            pv = mh | (~(xv | ph) & mask)
+            mv = ph & xv
+            if score < costs[i]:
+                costs[i] = score
+                ends[i] = j - lo
+    return costs, ends
