@@ -472,12 +472,14 @@ class Library:
         read through the blob's overflow pages)."""
         return {int(i): unpack_frames(b) for i, b in self._per_track("heard_frames", "frames", track_ids)}
 
-    def _per_track(self, table: str, column: str, track_ids: list[int]) -> list[tuple[int, Any]]:
-        """(track_id, column) of the rows of ``table`` (keyed by track_id) for ``track_ids``."""
+    def _per_track(
+        self, table: str, column: str, track_ids: list[int], key: str = "track_id"
+    ) -> list[tuple[int, Any]]:
+        """(track id, column) of the rows of ``table`` (keyed by ``key``) for ``track_ids``."""
         if not track_ids:
             return []
         marks = ",".join("?" * len(track_ids))
-        sql = f"SELECT track_id, {column} FROM {table} WHERE track_id IN ({marks})"
+        sql = f"SELECT {key}, {column} FROM {table} WHERE {key} IN ({marks})"
         return self.db.execute(sql, [int(i) for i in track_ids]).fetchall()
 
     def posterior_windows(self, windows: list[tuple[int, int, int | None]]) -> list[tuple[np.ndarray, int]]:
@@ -543,16 +545,25 @@ class Library:
         return {int(ids[i]): r for r, i in enumerate(order)}
 
     def fuzzy_matches(
-        self, phrase: str, candidates: list[int] | None = None
+        self, phrase: str, candidates: list[int] | None = None, with_lm: list[int] | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(track ids, costs, ends): the approximate match of ``phrase`` in what was heard in each track
-        (fewest character edits to some stretch of it, and where in it the best stretch ends:
-        ``ranking.match_ends`` over the stored ``heard_match``), for every track when the library has at most ``FUZZY_ALL_TRACKS``, else for the ``candidates``
-        (a 5-word phrase: about 2 ms per 400k characters, one core; the numpy version took 20 ms).
+        (the fewest character edits to some stretch of it, ``ranking.match_ends``), for every track
+        when the library has at most ``FUZZY_ALL_TRACKS``, else for the ``candidates``. What was
+        heard is the text decoded without the language model (``heard_match``); for the tracks of
+        ``with_lm`` also the transcript decoded with it, and the fewer edits count. ``ends`` is
+        where the best stretch of ``heard_match`` ends (its characters carry frames:
+        ``heard_frames``). A 5-word phrase costs about 2 ms per 400k characters on one core
+        (compiled; the numpy version took 20 ms).
 
         Word search misses a remembered line whose words were each transcribed with a wrong letter,
         and the language model's transcript can replace misheard words with other real words; the
         text decoded without it, matched letter by letter, keeps the trace (see ``search_library``).
+        The transcript still helps where the language model got the words right, and those tracks
+        are among the word search's candidates (``search_fts`` indexes the transcript): on 500
+        held-out synthetic songs, a song singing a 5-word phrase came first for 89.6% of the
+        phrases with the transcripts of the word search's 200 candidates, 89.4% with every
+        transcript, 88.6% with none.
         """
         # "at most FUZZY_ALL_TRACKS tracks" without counting all of them (COUNT(*) took 3 ms at 100k)
         small = (
@@ -568,7 +579,13 @@ class Library:
         else:
             rows = []
         ids = np.array([r[0] for r in rows], np.int64)
-        return ids, *match_ends(query_text(phrase), [r[1] for r in rows])
+        q = query_text(phrase)
+        costs, ends = match_ends(q, [r[1] for r in rows])
+        lm = self._per_track("tracks", "transcript", np.intersect1d(ids, with_lm or []).tolist(), key="id")
+        if lm:
+            at = np.searchsorted(ids, [i for i, _ in lm])
+            costs[at] = np.minimum(costs[at], match_ends(q, [match_text(t) for _, t in lm])[0])
+        return ids, costs, ends
 
     def search_fts(self, phrase: str, limit: int = FTS_CANDIDATES) -> list[int]:
         """Track ids whose transcript matches ``phrase``, best first: exact phrase matches first (by

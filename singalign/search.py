@@ -152,7 +152,7 @@ def lyrics_ranking(
         by_embedding = lib.vector_ranking(embedder.embed_texts([phrase], "lyrics")[0], "lyrics", exclude)
         others.append(by_embedding)
         candidates.update(int(by_embedding.ids[k]) for k in by_embedding.best(FTS_CANDIDATES))
-    ids, costs, ends = lib.fuzzy_matches(phrase, sorted(candidates))
+    ids, costs, ends = lib.fuzzy_matches(phrase, sorted(candidates), with_lm=words)
     keep = ~np.isin(ids, list(exclude)) if exclude else np.ones(len(ids), bool)
     ids, costs, ends = ids[keep], costs[keep], ends[keep]
     fused = fused_scores(others, ids)  # ids ascend (fuzzy_matches)

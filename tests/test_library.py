@@ -413,6 +413,26 @@ def _ending_at(query: str, text: str) -> list[int]:
     return prev[1:]
 
 
+def test_the_approximate_match_takes_the_better_of_the_texts_with_and_without_the_lm(tmp_path):
+    """Without the LM the words were misheard; with it, one track's were right."""
+    lib = Library(tmp_path / "lib.db", create=True)
+    heard = ["tha rivr rans ta tho see", "the river runs to the sea", "a river runs to the sky"]
+    with_lm = ["the river runs to the sea", "the liver runs to the tree", "a river runs to the sky"]
+    for i, (h, t) in enumerate(zip(heard, with_lm, strict=True)):
+        lib.add_track(f"/m/{i}.wav", f"s{i}", 1, 0.0, TrackAnalysis({}, transcript=t, heard=h))
+    q = "river runs to the sea"
+    ids, costs, ends = lib.fuzzy_matches(q, with_lm=[1, 2, 3])
+    assert ids.tolist() == [1, 2, 3] and costs.tolist() == [0, 0, 2]  # 1: the LM's text; 2: what was heard
+    assert lib.fuzzy_matches(q, with_lm=[2, 3])[1].tolist() == [5, 0, 2]  # 1's transcript not read
+    assert lib.fuzzy_matches(q)[1].tolist() == [5, 0, 2]
+    # search passes the word search's candidates: track 1's transcript has every word
+    assert search_library(lib, None, lyrics=q, top=1)[0] == {"path": "/m/0.wav", "score": 1.0}
+    # where the match ends is always in what was heard (its characters carry frames)
+    for k, h in enumerate(heard):
+        want = _ending_at(q, h)
+        assert ends[k] == want.index(min(want))
+
+
 def test_lyrics_search_finds_a_line_whose_every_word_was_misheard(tmp_path, monkeypatch):
     lib = Library(tmp_path / "lib.db", create=True)
     texts = [
