@@ -60,7 +60,7 @@ and map its row numbers back through the ids ``matrix`` returns; the rest of thi
 
 Lyrics search ranks by the approximate character match of the phrase in what was heard
 (``Library.fuzzy_matches``: every track up to ``FUZZY_ALL_TRACKS``, else the candidates of the other
-two rankings), ties broken by FTS5 (exact phrase matches, then BM25 of the words; a bounded number
+two rankings; the word search's candidates also by their transcript with the LM), ties broken by FTS5 (exact phrase matches, then BM25 of the words; a bounded number
 of tracks scored per query, ``Library.search_fts``) fused with the lyric-text embedding; then the
 first 50 candidates are checked in their stored posteriors (``search.spot_rerank``), each in a
 window around the frames where the approximate match found the phrase (about 250 frames for a
@@ -80,6 +80,11 @@ whole-song check took 11.8-13.8 ms (p99 18.3-21.9); with ``search.SPOT_TRACKS`` 
 or 4.0 ms. Embedding a typed query (MiniLM) adds about 6.5 ms. The posteriors make the file about
 80 kB a track larger (7.8 GB at 100k tracks of simulated posteriors; the real model's take about
 42 kB a 3.5-minute song, and the frames of what was heard 4 bytes a character heard).
+2026-12-07, another AMD EPYC machine, idle, warm page cache, two runs of 200 queries at 100k tracks:
+the same code (``475065e``) took 50.6 ms median and 85.0 ms p99 with the check; with the approximate
+match compiled (``kernels.myers_texts``; 20 ms -> 4 ms a query) and the LM transcripts of the word
+search's candidates matched too (+4 ms), 37.4-37.9 ms and 67.9-68.1 ms. What is left of the p99 is
+mostly the word search of phrases of the commonest words (up to 40-55 ms alone).
 """
 
 from __future__ import annotations
