@@ -121,14 +121,9 @@ _KEEP = set("abcdefghijklmnopqrstuvwxyz0123456789'")
 _TO_SPACE = {c: " " for c in range(128) if chr(c) not in _KEEP}
 
 
-_BYTES_TO_SPACE = bytes(c if c < 128 and chr(c) in _KEEP else 32 for c in range(256))
-
-
 def match_text(text: str) -> bytes:
     """``text`` as ``approximate_match_costs`` compares it: lowercase ASCII words of letters, digits
-    and apostrophes joined by single spaces (any other character: "?")."""
-    if text.isascii():  # transcripts always are: bytes.translate is ~10x faster than str.translate
-        return b" ".join(text.lower().encode("ascii").translate(_BYTES_TO_SPACE).split())
+    and apostrophes joined by single spaces."""
     return " ".join(text.lower().translate(_TO_SPACE).split()).encode("ascii", "replace")
 
 
