@@ -60,8 +60,9 @@ and map its row numbers back through the ids ``matrix`` returns; the rest of thi
 
 Lyrics search ranks by the approximate character match of the phrase in what was heard
 (``Library.fuzzy_matches``: every track up to ``FUZZY_ALL_TRACKS``, else the candidates of the other
-two rankings; the word search's candidates also by their transcript with the LM), ties broken by FTS5 (exact phrase matches, then BM25 of the words; a bounded number
-of tracks scored per query, ``Library.search_fts``) fused with the lyric-text embedding; then the
+two rankings; the word search's candidates also by their transcript with the LM), ties broken by
+FTS5 (exact phrase matches, then BM25 of the words; a bounded number of tracks scored per query,
+``Library.search_fts``) fused with the lyric-text embedding; then the
 first 50 candidates are checked in their stored posteriors (``search.spot_rerank``), each in a
 window around the frames where the approximate match found the phrase (about 250 frames for a
 5-word phrase, whatever the song's length; at most 15,000 frames in all). Fusing rankings reads only the ranks the

@@ -152,9 +152,9 @@ def approximate_match_costs(query: str, texts: list[str], chunk: int = 1024) -> 
 def match_costs(q: bytes, norm: list[bytes], chunk: int = 1024) -> np.ndarray:
     """``approximate_match_costs`` of a query and texts already spelled by ``query_text`` and
     ``match_text``. Queries up to 64 characters run Myers' bit-vector algorithm (1999), compiled
-    (``kernels.myers_texts``: one pass over the characters of every text, about 2 ms per 400k characters);
-    longer ones the dynamic programme in numpy (``len(q)`` times more work), in chunks of texts of
-    similar length."""
+    (``kernels.myers_texts``: one pass over the characters of every text, about 2 ms per 400k
+    characters); longer ones the dynamic programme in numpy (``len(q)`` times more work), in chunks
+    of texts of similar length."""
     return match_ends(q, norm, chunk)[0]
 
 
