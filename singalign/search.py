@@ -50,13 +50,18 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         "(an approximate match of what was heard that tolerates misheard letters, with full-text search "
         "of the transcriptions and the lyrics embedding; the best candidates are then checked in the "
         "lyrics model's stored posteriors, where the runner-up letters are kept); --like FILE finds "
-        "songs that sound like FILE. Several criteria are fused by reciprocal rank.",
+        "songs that sound like FILE. Several criteria are fused by reciprocal rank. "
+        "QUERY or PHRASE '-' reads one per line from standard input and answers each as it comes, "
+        "the model loaded once (with --json, one JSON list per line): a tool that searches often "
+        "pays the few seconds of loading once.",
     )
-    s.add_argument("query", nargs="?", default=None, help="text describing the music")
+    s.add_argument(
+        "query", nargs="?", default=None, help="text describing the music ('-': one per line from stdin)"
+    )
     s.add_argument("--db", required=True, help="library file")
     s.add_argument("--top", type=int, default=10, help="results to show (default: %(default)s)")
     s.add_argument("--json", action="store_true", help='print [{"path", "score"}] best first')
-    s.add_argument("--lyrics", metavar="PHRASE", help="words sung in the song")
+    s.add_argument("--lyrics", metavar="PHRASE", help="words sung in the song ('-': one per line from stdin)")
     s.add_argument("--like", metavar="FILE", help="an audio file (indexed or not): find similar songs")
     s.add_argument("--bundle", help="bundle (default: the one the library was built with)")
     s.add_argument("--no-separation", action="store_true", help="for --like on a file not in the library")
@@ -253,14 +258,40 @@ def _cmd_search(args: argparse.Namespace) -> int:
         # --like on a file outside the library: embed it as the library's files were
         separation = lib.get_meta("separation") != "0" and not args.no_separation
         embedder = Embedder(bundle, EmbedOptions(separation=separation))
-    results = search_library(lib, embedder, args.query, args.lyrics, args.like, args.top)
-    if args.json:
+    streamed = [name for name in ("query", "lyrics") if getattr(args, name) == "-"]
+    if len(streamed) > 1:
+        raise SingalignError("only one of QUERY and --lyrics can be '-' (read from standard input)")
+    if not streamed:
+        _print_results(search_library(lib, embedder, args.query, args.lyrics, args.like, args.top), args.json)
+        lib.close()
+        return 0
+    failed = 0
+    for line in sys.stdin:  # one search per line, answered before the next is read
+        if not line.strip():
+            continue
+        criteria = {"query": args.query, "lyrics": args.lyrics, streamed[0]: line.strip()}
+        try:
+            results = search_library(
+                lib, embedder, criteria["query"], criteria["lyrics"], args.like, args.top
+            )
+        except SingalignError as exc:
+            print(f"error: {line.strip()!r}: {exc}", file=sys.stderr)
+            failed += 1
+            results = []
+        _print_results(results, args.json)
+        if not args.json:
+            print()  # a blank line ends each answer
+        sys.stdout.flush()
+    lib.close()
+    return 1 if failed else 0
+
+
+def _print_results(results: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
         print(json.dumps(results, ensure_ascii=False))
     else:
         for r in results:
             print(f"{r['score']:.4f}  {r['path']}")
-    lib.close()
-    return 0
 
 
 def _cmd_tag(args: argparse.Namespace) -> int:

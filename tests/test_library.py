@@ -433,6 +433,33 @@ def test_the_approximate_match_takes_the_better_of_the_texts_with_and_without_th
         assert ends[k] == want.index(min(want))
 
 
+def test_search_reads_one_query_per_line_from_stdin(tmp_path, bundle_dir, monkeypatch, capsys):
+    """``--lyrics -``: one answer per line of standard input, in order, the model loaded once."""
+    import io
+
+    db = tmp_path / "lib.db"
+    lib = Library(db, create=True)
+    for i, text in enumerate(["the river runs to the sea", "light of the morning sun", "a grey sky"]):
+        lib.add_track(f"/m/{i}.wav", f"s{i}", 1, 0.0, TrackAnalysis({"tags": np.eye(16, dtype=np.float32)[i]},
+                                                                     transcript=text))  # fmt: skip
+    lib.close()
+    loads = []
+    monkeypatch.setattr(
+        "singalign.search._load_bundle", lambda *a: loads.append(a) or Bundle.load(bundle_dir)
+    )
+    monkeypatch.setattr("sys.stdin", io.StringIO("grey sky\n\nmorning sun\nriver runs to the sea\n"))
+    assert main(["search", "--db", str(db), "--lyrics", "-", "--top", "1", "--json"]) == 0
+    answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [a[0]["path"] for a in answers] == ["/m/2.wav", "/m/1.wav", "/m/0.wav"] and len(loads) == 1
+    assert all(a[0]["score"] == 1.0 for a in answers)  # each phrase as it was heard
+    # text queries too; plain output ends each answer with a blank line
+    monkeypatch.setattr("sys.stdin", io.StringIO("rock\njazz\n"))
+    assert main(["search", "-", "--db", str(db), "--top", "2"]) == 0
+    blocks = capsys.readouterr().out.split("\n\n")
+    assert len(blocks) == 3 and blocks[2] == "" and all(len(b.splitlines()) == 2 for b in blocks[:2])
+    assert main(["search", "-", "--db", str(db), "--lyrics", "-"]) == 1  # only one can be read
+
+
 def test_lyrics_search_finds_a_line_whose_every_word_was_misheard(tmp_path, monkeypatch):
     lib = Library(tmp_path / "lib.db", create=True)
     texts = [
