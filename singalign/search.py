@@ -246,6 +246,9 @@ def _with_paths(lib: Library, scored: list[tuple[int, float]]) -> list[dict[str,
 def _cmd_search(args: argparse.Namespace) -> int:
     from singalign.embed import Embedder, EmbedOptions
 
+    streamed = [name for name in ("query", "lyrics") if getattr(args, name) == "-"]
+    if len(streamed) > 1:
+        raise SingalignError("only one of QUERY and --lyrics can be '-' (read from standard input)")
     lib = Library(args.db)
     needs_model = bool(args.query or args.lyrics or args.like)
     embedder = None
@@ -258,9 +261,6 @@ def _cmd_search(args: argparse.Namespace) -> int:
         # --like on a file outside the library: embed it as the library's files were
         separation = lib.get_meta("separation") != "0" and not args.no_separation
         embedder = Embedder(bundle, EmbedOptions(separation=separation))
-    streamed = [name for name in ("query", "lyrics") if getattr(args, name) == "-"]
-    if len(streamed) > 1:
-        raise SingalignError("only one of QUERY and --lyrics can be '-' (read from standard input)")
     if not streamed:
         _print_results(search_library(lib, embedder, args.query, args.lyrics, args.like, args.top), args.json)
         lib.close()

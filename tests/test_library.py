@@ -457,7 +457,9 @@ def test_search_reads_one_query_per_line_from_stdin(tmp_path, bundle_dir, monkey
     assert main(["search", "-", "--db", str(db), "--top", "2"]) == 0
     blocks = capsys.readouterr().out.split("\n\n")
     assert len(blocks) == 3 and blocks[2] == "" and all(len(b.splitlines()) == 2 for b in blocks[:2])
-    assert main(["search", "-", "--db", str(db), "--lyrics", "-"]) == 1  # only one can be read
+    assert (
+        main(["search", "-", "--db", str(db), "--lyrics", "-"]) == 1 and len(loads) == 2
+    )  # refused unloaded
 
 
 def test_lyrics_search_finds_a_line_whose_every_word_was_misheard(tmp_path, monkeypatch):
