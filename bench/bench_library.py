@@ -19,12 +19,12 @@ Every track also stores packed CTC posteriors of a 3.5-minute song (6,560 frames
 chunks; one of 64 simulated blobs, ``decode.simulate_posteriors`` sharpened to about 300 bytes a
 second, where the real model's take about 200: 100k tracks make a 7 GB file) and the frames of what
 was heard, its lyrics spread evenly over the 6,560 frames: lyrics search is timed as a pre-v4
-library runs it (no posteriors checked; its R@1) and as v5 runs it, checking the phrase in a window
+library runs it (no posteriors checked; its R@1) and as v5 and later run it, checking the phrase in a window
 of the posteriors of each of the best candidates (``search.spot_rerank``; the blobs are not the
 tracks' lyrics, so no R@1 there, but the windows are as long as a real song's would be).
 ``--db-dir`` keeps the built libraries there and reuses them (building 100k tracks takes a few
-minutes); a library with posteriors is named by its schema version (``search_zipf_posteriors_v5_N.db``),
-so a directory of v4 libraries is not upgraded by opening them (re-chunking 100k tracks takes long).
+minutes); a library with posteriors is named by its schema version (``search_zipf_posteriors_v6_N.db``),
+so a directory of older libraries is not upgraded by opening them (re-chunking 100k tracks takes long).
 Threads: torch uses 2 (both cores).
 """
 
@@ -126,7 +126,7 @@ def _word(k: int) -> str:
 
 def _fill(db_path: Path, n: int, dim: int, seed: int = 0, posteriors: bool = True) -> None:
     """A library of ``n`` tracks with random unit embeddings and Zipfian lyrics (see the docstring)."""
-    from singalign.library import Library
+    from singalign.library import Library, word_pairs
     from singalign.ranking import match_text
 
     Library(db_path, create=True).close()
@@ -170,6 +170,10 @@ def _fill(db_path: Path, n: int, dim: int, seed: int = 0, posteriors: bool = Tru
                     ((start + i + 1, _spread(len(match_text(t)))) for i, t in enumerate(texts)),
                 )
         db.execute("INSERT INTO lyrics_fts(rowid, transcript) SELECT id, transcript FROM tracks")
+        rows = db.execute("SELECT id, transcript FROM tracks").fetchall()
+        db.executemany(
+            "INSERT INTO lyrics_pairs(rowid, pairs) VALUES (?, ?)", ((i, word_pairs(t)) for i, t in rows)
+        )
     db.close()
 
 

@@ -4,11 +4,12 @@ Commands: ``singalign index add PATH... --db LIB``, ``singalign index info --db 
 and tagging (``singalign search``, ``singalign tag``) are in ``singalign.search``, rank fusion in
 ``singalign.ranking``.
 
-Schema (``SCHEMA_VERSION`` 5; an older file is upgraded in place when opened, in one transaction:
+Schema (``SCHEMA_VERSION`` 6; an older file is upgraded in place when opened, in one transaction:
 v2 added ``heard``, v3 ``heard_match``, v4 the table ``posteriors``; v5 cut its blobs into chunks
 and added the table ``heard_frames``, about 40 ms a 3.5-minute song, more than an hour for 100k
 tracks: that part runs in batches of ``UPGRADE_BATCH`` tracks, one transaction each, with a
-progress bar, and a killed upgrade resumes where it stopped the next time the file is opened)::
+progress bar, and a killed upgrade resumes where it stopped the next time the file is opened; v6
+added ``lyrics_pairs``, under a minute for 100k tracks)::
 
     meta(key TEXT PRIMARY KEY, value TEXT)
         schema_version, model (fingerprint: SHA-256 of the bundle's weights and head), bundle (its
@@ -30,6 +31,9 @@ progress bar, and a killed upgrade resumes where it stopped the next time the fi
         PRIMARY KEY(track_id, tag))
     lyrics_fts: FTS5(transcript), rowid = tracks.id, tokenizer "porter unicode61"
         (kept in step with tracks by the trigger tracks_delete)
+    lyrics_pairs: FTS5(pairs), rowid = tracks.id, tokenizer "unicode61 tokenchars '_'": each two
+        consecutive words of the transcript as one token, "a_b b_c ..." (``word_pairs``), where
+        lyrics search looks up an exact phrase (kept in step by tracks_delete too)
     posteriors(track_id -> tracks.id ON DELETE CASCADE PRIMARY KEY, packed BLOB (the lyrics
         model's CTC posteriors, ``spotting.pack_posteriors``: a header, a table of chunk offsets,
         then chunks of ``spotting.CHUNK_FRAMES`` frames (about 2 s) each zlib-compressed on its
@@ -119,7 +123,7 @@ from singalign.spotting import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: FTS candidates considered by a lyrics search.
 FTS_CANDIDATES = 200
 #: Most tracks one stage of a lyrics query scores with BM25 (FTS5 spends about 2 us per scored
@@ -137,6 +141,12 @@ UPGRADE_BATCH = 500
 #: FTS5's bm25() constants: a word adds at most idf * (k1 + 1) to a track's score.
 _BM25_K1, _BM25_B = 1.2, 0.75
 
+
+#: Keeps the full-text tables in step with ``tracks`` (v6 added ``lyrics_pairs``: the upgrade replaces it).
+_DELETE_TRIGGER = """CREATE TRIGGER IF NOT EXISTS tracks_delete AFTER DELETE ON tracks BEGIN
+    DELETE FROM lyrics_fts WHERE rowid = old.id;
+    DELETE FROM lyrics_pairs WHERE rowid = old.id;
+END;"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -168,9 +178,8 @@ CREATE TABLE IF NOT EXISTS tags(
     PRIMARY KEY(track_id, tag)
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS lyrics_fts USING fts5(transcript, tokenize='porter unicode61');
-CREATE TRIGGER IF NOT EXISTS tracks_delete AFTER DELETE ON tracks BEGIN
-    DELETE FROM lyrics_fts WHERE rowid = old.id;
-END;
+CREATE VIRTUAL TABLE IF NOT EXISTS lyrics_pairs USING fts5(pairs, tokenize="unicode61 tokenchars '_'");
+{trigger}
 CREATE TABLE IF NOT EXISTS failures(path TEXT PRIMARY KEY, sha256 TEXT, error TEXT, time REAL);
 CREATE TABLE IF NOT EXISTS posteriors(
     track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
@@ -180,7 +189,7 @@ CREATE TABLE IF NOT EXISTS heard_frames(
     track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
     frames BLOB NOT NULL
 );
-"""
+""".replace("{trigger}", _DELETE_TRIGGER)
 
 
 @dataclass
@@ -248,7 +257,7 @@ class Library:
         version = self.get_meta("schema_version")
         if version is None:
             self.set_meta({"schema_version": str(SCHEMA_VERSION)})
-        elif int(version) in (1, 2, 3, 4):
+        elif int(version) in (1, 2, 3, 4, 5):
             self._upgrade(int(version))
         elif int(version) != SCHEMA_VERSION:
             raise SingalignError(f"{self.path}: library schema v{version}, this code reads v{SCHEMA_VERSION}")
@@ -256,9 +265,10 @@ class Library:
             self._chunk_posteriors()
 
     def _upgrade(self, version: int) -> None:
-        """Bring a v1 to v4 file to ``SCHEMA_VERSION`` in one transaction (v1 tracks keep
+        """Bring a v1 to v5 file to ``SCHEMA_VERSION`` in one transaction (v1 tracks keep
         heard = '' and are matched by their transcript; tracks before v4 have no posteriors, whose
-        table the schema script has already created). A v4 file's posteriors are then converted by
+        table the schema script has already created; before v6, the word pairs of every transcript
+        are indexed: about 25 s per 100k tracks). A v4 file's posteriors are then converted by
         ``_chunk_posteriors``, which the meta row ``upgrade`` = "chunks" asks for."""
         with self._transaction():
             if self.get_meta("schema_version") != str(version):  # another process upgraded it meanwhile
@@ -273,6 +283,15 @@ class Library:
                 self.db.executemany(
                     "UPDATE tracks SET heard_match = ? WHERE id = ?",
                     ((match_text(heard or transcript), tid) for tid, heard, transcript in rows),
+                )
+            if version <= 5:
+                self.db.execute("DROP TRIGGER IF EXISTS tracks_delete")
+                self.db.execute(_DELETE_TRIGGER)
+                self.db.execute("DELETE FROM lyrics_pairs")
+                rows = self.db.execute("SELECT id, transcript FROM tracks").fetchall()
+                self.db.executemany(
+                    "INSERT INTO lyrics_pairs(rowid, pairs) VALUES (?, ?)",
+                    ((i, word_pairs(t)) for i, t in rows),
                 )
             self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
@@ -446,6 +465,9 @@ class Library:
                 [(tid, t, float(s)) for t, s in a.tags.items()],
             )
             self.db.execute("INSERT INTO lyrics_fts(rowid, transcript) VALUES (?, ?)", (tid, a.transcript))
+            self.db.execute(
+                "INSERT INTO lyrics_pairs(rowid, pairs) VALUES (?, ?)", (tid, word_pairs(a.transcript))
+            )
             if a.posteriors:
                 packed, frames = _posterior_row(a.posteriors, match_text(a.heard or a.transcript))
                 self.db.execute("INSERT INTO posteriors(track_id, packed) VALUES (?, ?)", (tid, packed))
@@ -608,8 +630,10 @@ class Library:
         all the words; a track with only common words scores at most a bound (idf * (k1 + 1) summed
         over them), so when ``limit`` tracks score above it the list is that of ranking every match.
         Otherwise up to ``FTS_FILL`` tracks with only common words are scored, those with all of
-        them first, in id order: a query of common words alone ranks a subset of its matches. The
-        phrase stage ranks its first ``FTS_PHRASE_HITS`` matches (``_phrase_hits``).
+        them first, in id order: a query of common words alone ranks a subset of its matches (in a
+        large library, those with words in half the tracks or more only are not scored, see
+        ``_rank_words``). The phrase stage ranks its first ``FTS_PHRASE_HITS`` matches, found as
+        pairs of consecutive words (``_phrase_hits``).
         """
         words = [w for w in re.findall(r"[a-z0-9']+", normalize_for_scoring(phrase)) if w.strip("'")]
         if not words:
@@ -627,12 +651,20 @@ class Library:
         first ``FTS_PHRASE_HITS`` tracks. The phrase's IDF is the same for every track, so the order
         is that of its term-frequency part, computed here from the phrase's count in the track and
         the track's length (``bm25()`` would first scan every match of the phrase once more for the
-        IDF: a phrase of common words costs two full scans of most of the index)."""
+        IDF).
+
+        The phrase is looked up in ``lyrics_pairs`` as consecutive pairs of its words (``word_pairs``;
+        words as spelled, not stemmed): a pair of common words is in far fewer tracks than either
+        word, so a phrase of the commonest words no longer reads most of the index (at 100k
+        simulated tracks, such a phrase took 13-35 ms as words, 0.4-1.3 ms as pairs)."""
+        pairs = word_pairs(" ".join(words))
+        if not pairs:
+            return []
         rows = self.db.execute(
-            "SELECT rowid, highlight(lyrics_fts, 0, char(1), ''), "
-            "(SELECT sz FROM lyrics_fts_docsize WHERE id = lyrics_fts.rowid) "  # its length: a varint
-            "FROM lyrics_fts WHERE lyrics_fts MATCH ? LIMIT ?",
-            (_fts_phrase(words), FTS_PHRASE_HITS),
+            "SELECT rowid, highlight(lyrics_pairs, 0, char(1), ''), "
+            "(SELECT sz FROM lyrics_fts_docsize WHERE id = lyrics_pairs.rowid) "  # its length in words: a varint
+            "FROM lyrics_pairs WHERE lyrics_pairs MATCH ? LIMIT ?",
+            (_fts_phrase(pairs.split()), FTS_PHRASE_HITS),
         ).fetchall()
         if len(rows) <= 1:
             return [int(r[0]) for r in rows]
@@ -654,6 +686,11 @@ class Library:
             (expr, cap, -1 if limit is None else limit),
         ).fetchall()
         return [(int(i), float(sc)) for i, sc in rows]
+
+    def _fts_ids(self, expr: str, cap: int) -> list[int]:
+        """The first ``cap`` track ids matching ``expr``, in id order (nothing scored)."""
+        rows = self.db.execute("SELECT rowid FROM lyrics_fts WHERE lyrics_fts MATCH ? LIMIT ?", (expr, cap))
+        return [int(r[0]) for r in rows]
 
     def _fts_count(self, expr: str, cap: int) -> int:
         """min(number of tracks matching ``expr``, ``cap``), at the cost of reading ``cap`` of them."""
@@ -706,8 +743,8 @@ class Library:
         common_q = [w for w in words if w in common]
         zero_q = [w for w in words if w in zero]
         scores: dict[int, float] = {}
-        if rare_q and common_q:  # every track with a rare word, then those with common words too
-            scores.update(self._fts_scores(_fts_or(rare_q), FTS_SCORED + 1))
+        if rare_q and common_q:  # every track with a rare word: without common words, then with some
+            scores.update(self._fts_scores(f"({_fts_or(rare_q)}) NOT ({_fts_or(common_q)})", FTS_SCORED + 1))
             scores.update(self._fts_scores(f"({_fts_or(common_q)}) AND ({_fts_or(rare_q)})", FTS_SCORED + 1))
         elif rare_q:  # nothing to add to their scores: the best ``limit`` suffice
             scores.update(self._fts_scores(_fts_or(rare_q), FTS_SCORED + 1, limit))
@@ -717,15 +754,26 @@ class Library:
         if len(ranked) >= limit and -ranked[limit - 1][1] > bound:
             return [i for i, _ in ranked[:limit]]
         # not decided: add tracks with only common words (then only near-zero-idf words) from a
-        # bounded scan, those with all of them first; every track keeps its true score
+        # bounded scan, those with all of them first; every track keeps its true score, except in a
+        # library of more than FTS_SCORED tracks those with near-zero-idf words only: bm25() would
+        # first scan each word's entries, most of the index (20 ms at 100k tracks), so they follow
+        # the rest unscored in id order, those with all the words first (their scores would differ
+        # by a few 1e-6)
         budget = FTS_FILL
         for group, excluded in ((common_q, rare_q), (zero_q, rare_q + common_q)):
             if group is zero_q and len(scores) >= limit:
                 break  # near-zero-idf words only rank tracks below every other match
-            for expr in (" AND ".join(_fts_phrase([w]) for w in group), _fts_or(group)):
+            for every, expr in (
+                (True, " AND ".join(_fts_phrase([w]) for w in group)),
+                (False, _fts_or(group)),
+            ):
                 if not group or budget <= 0:
                     break
-                rows = self._fts_scores(f"({expr}) NOT ({_fts_or(excluded)})" if excluded else expr, budget)
+                expr = f"({expr}) NOT ({_fts_or(excluded)})" if excluded else expr
+                if group is zero_q and n > FTS_SCORED:
+                    rows = [(i, -1e-9 if every else 0.0) for i in self._fts_ids(expr, budget)]
+                else:
+                    rows = self._fts_scores(expr, budget)
                 budget -= len(rows)
                 for i, sc in rows:
                     scores.setdefault(i, sc)
@@ -737,6 +785,15 @@ def _posterior_row(packed: bytes, heard_match: bytes) -> tuple[bytes, bytes]:
     """(packed posteriors in chunks, the frames of what was heard) as table ``posteriors`` stores them."""
     packed = chunk_packed(packed)
     return packed, pack_frames(heard_frames(heard_match, unpack_posteriors(packed)))
+
+
+def word_pairs(text: str) -> str:
+    """What ``lyrics_pairs`` indexes of a transcript: each two consecutive words as one token,
+    ``"a_b b_c ..."``, its words spelled as ``metrics.normalize_for_scoring`` spells them and cut
+    where FTS5's tokenizer cuts (an apostrophe too: "don't stop" -> "don_t t_stop"). A phrase
+    query is spelled the same way, so the phrase "a b c" is the pair phrase "a_b b_c"."""
+    w = re.findall(r"[a-z0-9]+", normalize_for_scoring(text))
+    return " ".join(f"{a}_{b}" for a, b in zip(w, w[1:], strict=False))
 
 
 def _fts_phrase(words: list[str]) -> str:

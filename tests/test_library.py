@@ -265,6 +265,8 @@ def small_budgets(monkeypatch):
 
 
 def test_a_sung_phrase_finds_its_song_first_among_songs_sharing_its_words(tmp_path, small_budgets):
+    import singalign.library as L
+
     lib, songs, common = _song_library(tmp_path)
     song = songs[137]
     start = next(s for s in range(len(song) - 5) if sum(w in common for w in song[s : s + 5]) == 4)
@@ -274,16 +276,22 @@ def test_a_sung_phrase_finds_its_song_first_among_songs_sharing_its_words(tmp_pa
     # only common words: every song has them all, the exact phrase still decides
     start = next(s for s in range(len(song) - 5) if all(w in common for w in song[s : s + 5]))
     assert lib.search_fts(" ".join(song[start : start + 5]))[0] == 138
-    # phrase matches are ordered as FTS5's bm25() of the phrase orders them (computed without it)
+    # the phrase stage finds the tracks that sing the words as spelled (the word search stems them:
+    # "wordhy" and "wordhi" are one word to it), ordered as FTS5's bm25() of the phrase orders them
+    # (computed without it) where stemming conflates nothing
     checked = 0
     for a, b in zip(song, song[1:], strict=False):
-        expr = f'"{a} {b}"'
+        singing = {
+            k + 1 for k, s in enumerate(songs) if any(s[j : j + 2] == [a, b] for j in range(len(s) - 1))
+        }
+        got = lib._phrase_hits([a, b])
+        assert sorted(got) == sorted(singing)[: L.FTS_PHRASE_HITS]  # the first ones by id
         ref = lib.db.execute(
-            "SELECT rowid, bm25(lyrics_fts) FROM lyrics_fts WHERE lyrics_fts MATCH ? ORDER BY 2", (expr,)
+            "SELECT rowid, bm25(lyrics_fts) FROM lyrics_fts WHERE lyrics_fts MATCH ? ORDER BY 2",
+            (f'"{a} {b}"',),
         ).fetchall()
-        if 3 <= len(ref) <= 30:
+        if 3 <= len(ref) <= 30 and {i for i, _ in ref} == singing:
             scores = dict(ref)
-            got = lib._phrase_hits([a, b])
             assert [scores[i] for i in got] == pytest.approx([sc for _, sc in ref], abs=1e-9)
             checked += 1
     assert checked >= 5
@@ -507,13 +515,47 @@ def test_lyrics_search_finds_a_line_whose_every_word_was_misheard(tmp_path, monk
     assert search_library(lib, None, lyrics="golden river flows", top=1)[0]["path"] == "/m/2.wav"
 
 
+_V5_TRIGGER = """CREATE TRIGGER IF NOT EXISTS tracks_delete AFTER DELETE ON tracks BEGIN
+    DELETE FROM lyrics_fts WHERE rowid = old.id;
+END;"""
+
+
+def _v5_schema() -> str:
+    """The schema script of v5 (and of v3 up to the table ``posteriors``): no word pairs."""
+    from singalign import library
+
+    pairs = next(line for line in library._SCHEMA.splitlines() if "lyrics_pairs USING" in line)
+    return library._SCHEMA.replace(pairs + "\n", "").replace(library._DELETE_TRIGGER, _V5_TRIGGER)
+
+
+def test_a_v5_library_gets_its_word_pairs_indexed_when_opened(tmp_path):
+    lib, songs, _ = _song_library(tmp_path, n=40)
+    lib.db.executescript(
+        f"DROP TABLE lyrics_pairs; DROP TRIGGER tracks_delete; {_V5_TRIGGER} "
+        "UPDATE meta SET value = '5' WHERE key = 'schema_version';"
+    )
+    lib.close()
+    lib = Library(tmp_path / "songs.db")  # upgraded
+    assert lib.get_meta("schema_version") == "6"
+    assert (
+        "DELETE FROM lyrics_pairs"
+        in lib.db.execute("SELECT sql FROM sqlite_master WHERE name = 'tracks_delete'").fetchone()[0]
+    )
+    song = songs[7]
+    phrase = song[10:15]
+    singing = [k + 1 for k, s in enumerate(songs) if any(s[j : j + 5] == phrase for j in range(len(s) - 4))]
+    assert sorted(lib._phrase_hits(phrase)) == singing and 8 in singing
+    lib.db.execute("DELETE FROM tracks WHERE id = 8")  # the trigger keeps the pairs in step
+    assert 8 not in lib._phrase_hits(phrase)
+    assert lib.db.execute("SELECT count(*) FROM lyrics_pairs").fetchone()[0] == 39
+
+
 @pytest.mark.parametrize("version", [1, 2, 3])
 def test_an_older_library_is_upgraded_in_place_and_keeps_its_tracks(tmp_path, version):
-    from singalign import library
 
     path = tmp_path / f"v{version}.db"
     db = sqlite3.connect(path)
-    schema = library._SCHEMA[: library._SCHEMA.index("CREATE TABLE IF NOT EXISTS posteriors")]  # v3
+    schema = _v5_schema()[: _v5_schema().index("CREATE TABLE IF NOT EXISTS posteriors")]  # v3
     if version <= 2:
         schema = schema.replace(",\n    heard_match BLOB NOT NULL DEFAULT x''", "")
     if version == 1:
@@ -537,7 +579,7 @@ def test_an_older_library_is_upgraded_in_place_and_keeps_its_tracks(tmp_path, ve
     assert db.execute("SELECT 1 FROM sqlite_master WHERE name = 'posteriors'").fetchone() is None
     db.close()
     lib = Library(path)
-    assert lib.get_meta("schema_version") == "5" and lib.track(1)["heard"] == ""
+    assert lib.get_meta("schema_version") == "6" and lib.track(1)["heard"] == ""
     assert lib.posteriors([1, 2]) == {}  # older tracks have no posteriors: matched by their text
     stored = dict(lib.db.execute("SELECT id, heard_match FROM tracks"))
     assert stored[1] == b"blue moon rising" and stored.get(2, b"grey sky") == b"grey sky"
@@ -545,7 +587,7 @@ def test_an_older_library_is_upgraded_in_place_and_keeps_its_tracks(tmp_path, ve
     if version == 2:
         assert search_library(lib, None, lyrics="grey ski", top=1)[0]["path"] == "/m/b.wav"
     lib._upgrade(version)  # a second process that read the old version before this one upgraded
-    assert lib.get_meta("schema_version") == "5"
+    assert lib.get_meta("schema_version") == "6"
     lib.close()
     Library(path).close()  # opening it again changes nothing
 
@@ -688,7 +730,7 @@ def test_a_v4_library_is_upgraded_to_chunks_in_batches_and_resumes(tmp_path, mon
 
     path = tmp_path / "v4.db"
     db = sqlite3.connect(path)
-    v4 = library._SCHEMA[: library._SCHEMA.index("CREATE TABLE IF NOT EXISTS heard_frames")]
+    v4 = _v5_schema()[: _v5_schema().index("CREATE TABLE IF NOT EXISTS heard_frames")]
     db.executescript(v4)
     db.execute("INSERT INTO meta VALUES ('schema_version', '4')")
     rng = np.random.default_rng(5)
@@ -727,10 +769,10 @@ def test_a_v4_library_is_upgraded_to_chunks_in_batches_and_resumes(tmp_path, mon
     monkeypatch.setattr(library, "_posterior_row", failing)
     with pytest.raises(RuntimeError):
         Library(path)
-    assert "v4.db: upgrading to schema v5" in capsys.readouterr().err  # two batches: a progress bar
+    assert "v4.db: upgrading to schema v6" in capsys.readouterr().err  # two batches: a progress bar
     db = sqlite3.connect(path)
     meta = dict(db.execute("SELECT key, value FROM meta"))
-    assert meta == {"schema_version": "5", "upgrade": "chunks"}
+    assert meta == {"schema_version": "6", "upgrade": "chunks"}
     packed = dict(db.execute("SELECT track_id, packed FROM posteriors"))
     assert packed[1][0] == 2 and packed[2] == old[2]  # track 1 converted, track 2 as it was
     assert [r[0] for r in db.execute("SELECT track_id FROM heard_frames")] == [1]
@@ -742,7 +784,7 @@ def test_a_v4_library_is_upgraded_to_chunks_in_batches_and_resumes(tmp_path, mon
     converted = []
     monkeypatch.setattr(library, "_posterior_row", lambda p, h: converted.append(1) or real(p, h))
     lib = Library(path)
-    assert lib.get_meta("schema_version") == "5" and lib.get_meta("upgrade") is None
+    assert lib.get_meta("schema_version") == "6" and lib.get_meta("upgrade") is None
     assert len(converted) == 1
     new = lib.posteriors([1, 2, 3])
     assert set(new) == {1, 2} and new[1] == done
