@@ -150,9 +150,17 @@ def _fill(db_path: Path, n: int, dim: int, seed: int = 0, posteriors: bool = Tru
             vec /= np.linalg.norm(vec, axis=1, keepdims=True)
             texts = [lyrics() for _ in range(m)]
             db.executemany(
-                "INSERT INTO tracks(id, path, sha256, transcript, heard_match) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO tracks(id, path, sha256, transcript, heard_match, transcript_match) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 (
-                    (start + i + 1, f"/music/{start + i}.mp3", f"{start + i:064x}", t, match_text(t))
+                    (
+                        start + i + 1,
+                        f"/music/{start + i}.mp3",
+                        f"{start + i:064x}",
+                        t,
+                        match_text(t),
+                        match_text(t),
+                    )
                     for i, t in enumerate(texts)
                 ),
             )

@@ -9,7 +9,7 @@ v2 added ``heard``, v3 ``heard_match``, v4 the table ``posteriors``; v5 cut its 
 and added the table ``heard_frames``, about 40 ms a 3.5-minute song, more than an hour for 100k
 tracks: that part runs in batches of ``UPGRADE_BATCH`` tracks, one transaction each, with a
 progress bar, and a killed upgrade resumes where it stopped the next time the file is opened; v6
-added ``lyrics_pairs``, under a minute for 100k tracks)::
+added ``lyrics_pairs`` and ``transcript_match``, under a minute for 100k tracks)::
 
     meta(key TEXT PRIMARY KEY, value TEXT)
         schema_version, model (fingerprint: SHA-256 of the bundle's weights and head), bundle (its
@@ -23,7 +23,7 @@ added ``lyrics_pairs``, under a minute for 100k tracks)::
         letter, which lyrics search matches approximately; '' in tracks indexed by v1),
         heard_match BLOB (what the approximate match reads: ``heard``, or the transcript where it is
         '', as ``ranking.match_text`` spells it, stored so that a query does not re-spell hundreds
-        of candidate texts),
+        of candidate texts), transcript_match BLOB (the transcript as ``match_text`` spells it, v6),
         notes TEXT (JSON summary {"n_notes","pitch_min","pitch_max","pitch_median","notes_per_minute"}))
     embeddings(track_id -> tracks.id ON DELETE CASCADE, space TEXT ("tags" | "lyrics"),
         vector BLOB (float32 little-endian, embed_dim values, unit norm), PRIMARY KEY(track_id, space))
@@ -162,7 +162,8 @@ CREATE TABLE IF NOT EXISTS tracks(
     words TEXT NOT NULL DEFAULT '[]',
     notes TEXT NOT NULL DEFAULT '{}',
     heard TEXT NOT NULL DEFAULT '',
-    heard_match BLOB NOT NULL DEFAULT x''
+    heard_match BLOB NOT NULL DEFAULT x'',
+    transcript_match BLOB NOT NULL DEFAULT x''
 );
 CREATE INDEX IF NOT EXISTS tracks_sha ON tracks(sha256);
 CREATE TABLE IF NOT EXISTS embeddings(
@@ -268,7 +269,7 @@ class Library:
         """Bring a v1 to v5 file to ``SCHEMA_VERSION`` in one transaction (v1 tracks keep
         heard = '' and are matched by their transcript; tracks before v4 have no posteriors, whose
         table the schema script has already created; before v6, the word pairs of every transcript
-        are indexed: about 25 s per 100k tracks). A v4 file's posteriors are then converted by
+        are indexed and it is spelled for the approximate match: under a minute per 100k tracks). A v4 file's posteriors are then converted by
         ``_chunk_posteriors``, which the meta row ``upgrade`` = "chunks" asks for."""
         with self._transaction():
             if self.get_meta("schema_version") != str(version):  # another process upgraded it meanwhile
@@ -285,6 +286,14 @@ class Library:
                     ((match_text(heard or transcript), tid) for tid, heard, transcript in rows),
                 )
             if version <= 5:
+                self.db.execute("ALTER TABLE tracks ADD COLUMN transcript_match BLOB NOT NULL DEFAULT x''")
+                self.db.executemany(
+                    "UPDATE tracks SET transcript_match = ? WHERE id = ?",
+                    (
+                        (match_text(t), i)
+                        for i, t in self.db.execute("SELECT id, transcript FROM tracks").fetchall()
+                    ),
+                )
                 self.db.execute("DROP TRIGGER IF EXISTS tracks_delete")
                 self.db.execute(_DELETE_TRIGGER)
                 self.db.execute("DELETE FROM lyrics_pairs")
@@ -440,7 +449,7 @@ class Library:
             self.db.execute("DELETE FROM tracks WHERE path = ?", (path,))
             cur = self.db.execute(
                 "INSERT INTO tracks(path, sha256, size, mtime, duration, added, transcript, words, notes, heard, "
-                "heard_match) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "heard_match, transcript_match) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     path,
                     sha,
@@ -453,6 +462,7 @@ class Library:
                     json.dumps(a.notes),
                     a.heard,
                     match_text(a.heard or a.transcript),
+                    match_text(a.transcript),
                 ),
             )
             tid = int(cur.lastrowid)
@@ -609,10 +619,12 @@ class Library:
         ids = np.array([r[0] for r in rows], np.int64)
         q = query_text(phrase)
         costs, ends = match_ends(q, [r[1] for r in rows])
-        lm = self._per_track("tracks", "transcript", np.intersect1d(ids, with_lm or []).tolist(), key="id")
+        lm = self._per_track(
+            "tracks", "transcript_match", np.intersect1d(ids, with_lm or []).tolist(), key="id"
+        )
         if lm:
             at = np.searchsorted(ids, [i for i, _ in lm])
-            costs[at] = np.minimum(costs[at], match_ends(q, [match_text(t) for _, t in lm])[0])
+            costs[at] = np.minimum(costs[at], match_ends(q, [bytes(t) for _, t in lm])[0])
         return ids, costs, ends
 
     def search_fts(self, phrase: str, limit: int = FTS_CANDIDATES) -> list[int]:
