@@ -44,3 +44,36 @@ def myers_texts(
                 costs[i] = score
                 ends[i] = j - lo
     return costs, ends
+
+
+@numba.njit(cache=True, nogil=True)
+def ctc_phrase_viterbi(
+    frames: np.ndarray, offsets: np.ndarray, cols: np.ndarray, enter: np.ndarray
+) -> np.ndarray:
+    """The best CTC alignment of a phrase to a stretch of each window ``frames[offsets[i]:offsets[i +
+    1]]`` ((T, K) float32 scores, floored), as ``spotting.phrase_scores`` defines it: state ``s``
+    reads column ``cols[s]``, may be entered from state ``s - k`` where ``enter[s, k - 1]``
+    (k = 1..4), and state 0 from nothing (the phrase starts at any frame); the score is the last
+    state's best. (n,) float64, -inf for a window with too few frames. float32 sums, as numpy's."""
+    n = len(offsets) - 1
+    n_states = len(cols)
+    out = np.full(n, -np.inf)
+    prev = np.empty(n_states, np.float32)
+    cur = np.empty(n_states, np.float32)
+    minus_inf = np.float32(-np.inf)
+    for i in range(n):
+        prev[:] = minus_inf
+        best = minus_inf
+        for t in range(offsets[i], offsets[i + 1]):
+            for s in range(n_states):
+                into = np.float32(0.0) if s == 0 else minus_inf
+                for k in range(1, min(s, 4) + 1):
+                    if enter[s, k - 1] and prev[s - k] > into:
+                        into = prev[s - k]
+                stay = prev[s]
+                cur[s] = frames[t, cols[s]] + (stay if stay > into else into)
+            if cur[n_states - 1] > best:
+                best = cur[n_states - 1]
+            prev, cur = cur, prev
+        out[i] = best
+    return out
