@@ -13,8 +13,6 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -152,17 +150,12 @@ def lyrics_ranking(
     """
     from singalign.ranking import fused_scores, query_text
 
-    # the lyrics matrix is loaded only when a lyric-text embedding will be compared with it; the
-    # embedding and its ranking run on a second thread while the word search runs (each leaves
-    # Python's GIL for long stretches: torch, numpy, SQLite)
-    pending = None
-    if embedder is not None and "lyrics" in embedder.spaces and len(lib.matrix("lyrics")[0]):
-        pending = _beside(_embedding_ranking, lib, embedder, phrase, exclude)
     words = [i for i in lib.search_fts(phrase) if i not in exclude]
     others: list[list[int] | VectorRanking] = [words]
     candidates = set(words)
-    if pending is not None:
-        by_embedding = pending.result()
+    # the lyrics matrix is loaded only when a lyric-text embedding will be compared with it
+    if embedder is not None and "lyrics" in embedder.spaces and len(lib.matrix("lyrics")[0]):
+        by_embedding = lib.vector_ranking(embedder.embed_texts([phrase], "lyrics")[0], "lyrics", exclude)
         others.append(by_embedding)
         candidates.update(int(by_embedding.ids[k]) for k in by_embedding.best(FTS_CANDIDATES))
     ids, costs, ends = lib.fuzzy_matches(phrase, sorted(candidates), with_lm=words)
@@ -180,25 +173,6 @@ def lyrics_ranking(
         seen = set(ranked)
         ranked += [i for i, _ in fuse_top(others, top + len(seen)) if i not in seen][: top - len(ranked)]
     return ranked, match
-
-
-def _embedding_ranking(lib: Library, embedder, phrase: str, exclude: set[int]) -> VectorRanking:
-    """Every track by the cosine of its lyric-text embedding with the phrase's (the library's
-    lyrics matrix already loaded), its scores sorted for ``VectorRanking.ranks`` ahead of time."""
-    ranking = lib.vector_ranking(embedder.embed_texts([phrase], "lyrics")[0], "lyrics", exclude)
-    ranking.ranks(np.zeros(0, np.int64))
-    return ranking
-
-
-_HELPER: ThreadPoolExecutor | None = None
-
-
-def _beside(fn: Callable[..., Any], *args: Any) -> Future:
-    """Start ``fn(*args)`` on this module's second thread (made once) and return at once."""
-    global _HELPER
-    if _HELPER is None:
-        _HELPER = ThreadPoolExecutor(1, thread_name_prefix="singalign-search")
-    return _HELPER.submit(fn, *args)
 
 
 def spot_rerank(
