@@ -65,13 +65,19 @@ def ctc_phrase_viterbi(
         prev[:] = minus_inf
         best = minus_inf
         for t in range(offsets[i], offsets[i + 1]):
-            for s in range(n_states):
-                into = np.float32(0.0) if s == 0 else minus_inf
-                for k in range(1, min(s, 4) + 1):
-                    if enter[s, k - 1] and prev[s - k] > into:
-                        into = prev[s - k]
+            row = frames[t]
+            stay = prev[0]
+            cur[0] = row[cols[0]] + (stay if stay > 0 else np.float32(0.0))
+            for s in range(1, n_states):
+                into = prev[s - 1]
+                if enter[s, 1] and prev[s - 2] > into:
+                    into = prev[s - 2]
+                if enter[s, 2] and prev[s - 3] > into:
+                    into = prev[s - 3]
+                if enter[s, 3] and prev[s - 4] > into:
+                    into = prev[s - 4]
                 stay = prev[s]
-                cur[s] = frames[t, cols[s]] + (stay if stay > into else into)
+                cur[s] = row[cols[s]] + (stay if stay > into else into)
             if cur[n_states - 1] > best:
                 best = cur[n_states - 1]
             prev, cur = cur, prev
