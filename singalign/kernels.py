@@ -48,38 +48,36 @@ def myers_texts(
 
 @numba.njit(cache=True, nogil=True)
 def ctc_phrase_viterbi(
-    frames: np.ndarray, offsets: np.ndarray, cols: np.ndarray, enter: np.ndarray
+    frames: np.ndarray, offsets: np.ndarray, cols: np.ndarray, into: np.ndarray
 ) -> np.ndarray:
     """The best CTC alignment of a phrase to a stretch of each window ``frames[offsets[i]:offsets[i +
     1]]`` ((T, K) float32 scores, floored), as ``spotting.phrase_scores`` defines it: state ``s``
-    reads column ``cols[s]``, may be entered from state ``s - k`` where ``enter[s, k - 1]``
-    (k = 1..4), and state 0 from nothing (the phrase starts at any frame); the score is the last
-    state's best. (n,) float64, -inf for a window with too few frames. float32 sums, as numpy's."""
+    reads column ``cols[s]`` and is entered from state ``s - k`` (k = 1..4) at a cost of
+    ``into[s, k - 1]`` (0 where allowed, -inf where not; state 0 is entered from nothing: the phrase
+    starts at any frame); the score is the last state's best. (n,) float64, -inf for a window with
+    too few frames. float32 sums, as numpy's."""
     n = len(offsets) - 1
     n_states = len(cols)
     out = np.full(n, -np.inf)
-    prev = np.empty(n_states, np.float32)
-    cur = np.empty(n_states, np.float32)
     minus_inf = np.float32(-np.inf)
     for i in range(n):
-        prev[:] = minus_inf
+        # each state's score at the frame before, four impossible states ahead of state 0
+        prev = np.full(n_states + 4, minus_inf, np.float32)
+        cur = np.full(n_states + 4, minus_inf, np.float32)
         best = minus_inf
         for t in range(offsets[i], offsets[i + 1]):
             row = frames[t]
-            stay = prev[0]
-            cur[0] = row[cols[0]] + (stay if stay > 0 else np.float32(0.0))
+            stay = prev[4]
+            cur[4] = row[cols[0]] + (stay if stay > 0 else np.float32(0.0))
             for s in range(1, n_states):
-                into = prev[s - 1]
-                if enter[s, 1] and prev[s - 2] > into:
-                    into = prev[s - 2]
-                if enter[s, 2] and prev[s - 3] > into:
-                    into = prev[s - 3]
-                if enter[s, 3] and prev[s - 4] > into:
-                    into = prev[s - 4]
-                stay = prev[s]
-                cur[s] = row[cols[s]] + (stay if stay > into else into)
-            if cur[n_states - 1] > best:
-                best = cur[n_states - 1]
+                j = s + 4
+                entered = max(
+                    max(prev[j - 1] + into[s, 0], prev[j - 2] + into[s, 1]),
+                    max(prev[j - 3] + into[s, 2], prev[j - 4] + into[s, 3]),
+                )
+                cur[j] = row[cols[s]] + max(prev[j], entered)
+            if cur[n_states + 3] > best:
+                best = cur[n_states + 3]
             prev, cur = cur, prev
         out[i] = best
     return out

@@ -231,9 +231,10 @@ def phrase_scores(labels: list[int], ratios: list[np.ndarray], optional_space: b
             # a word boundary the singer (or the model) ran over: straight from the letter before
             enter[s, 2] = True
             enter[s, 3] = ext[s - 4] != c
+    into = np.where(enter, np.float32(0.0), np.float32(-np.inf)).astype(np.float32)
     classes = sorted(set(ext))  # only the classes the phrase needs
     frames = np.concatenate([np.asarray(r, np.float32)[:, classes] for r in ratios])
     np.maximum(frames, SCORE_FLOOR, out=frames, where=frames > _PAD)  # impossible frames stay so
     offsets = np.concatenate([[0], np.cumsum([len(r) for r in ratios])]).astype(np.int64)
     cols = np.array([classes.index(c) for c in ext], np.int64)
-    return ctc_phrase_viterbi(frames, offsets, cols, enter)
+    return ctc_phrase_viterbi(frames, offsets, cols, into)
