@@ -529,13 +529,32 @@ def _v5_schema() -> str:
     return schema.replace(",\n    transcript_match BLOB NOT NULL DEFAULT x''", "")
 
 
-def test_a_v5_library_gets_its_word_pairs_indexed_when_opened(tmp_path):
+def test_a_v5_library_gets_its_word_pairs_indexed_when_opened(tmp_path, monkeypatch):
+    from singalign import library
+
     lib, songs, _ = _song_library(tmp_path, n=40)
     lib.db.executescript(
         f"DROP TABLE lyrics_pairs; DROP TRIGGER tracks_delete; {_V5_TRIGGER} "
         "ALTER TABLE tracks DROP COLUMN transcript_match; UPDATE meta SET value = '5' WHERE key = 'schema_version';"
     )
     lib.close()
+    calls = []
+    real = library.word_pairs
+
+    def failing(text):
+        calls.append(1)
+        if len(calls) == 30:
+            raise RuntimeError("killed")
+        return real(text)
+
+    monkeypatch.setattr(library, "word_pairs", failing)
+    with pytest.raises(RuntimeError):
+        Library(tmp_path / "songs.db")  # the upgrade fails part way: one transaction, nothing kept
+    monkeypatch.setattr(library, "word_pairs", real)
+    db = sqlite3.connect(tmp_path / "songs.db")
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "5"
+    assert "transcript_match" not in [r[1] for r in db.execute("PRAGMA table_info(tracks)")]
+    db.close()
     lib = Library(tmp_path / "songs.db")  # upgraded
     assert lib.get_meta("schema_version") == "6"
     assert (
