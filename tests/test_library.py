@@ -656,12 +656,13 @@ def test_lyrics_search_checks_the_phrase_in_the_stored_posteriors(tmp_path, monk
     assert res[0]["score"] == round(float(np.exp((-3 - 3 * E) / 12)), 6)
     assert res[1]["score"] == round(float(np.exp((-20 - 2 * E) / 12)), 6)
     assert res[2]["score"] <= res[1]["score"]  # scores fall as ranks do
-    # only the first SPOT_TRACKS tracks by the approximate match are checked
+    # only the first SPOT_TRACKS tracks by the approximate match are checked (twice as many in a
+    # library of at most SPOT_SMALL_LIBRARY tracks)
     monkeypatch.setattr("singalign.search.SPOT_TRACKS", 1)
-    assert [r["path"] for r in search_library(lib, None, lyrics="walk the dog", top=2)] == [
-        "/m/2.wav",
-        "/m/1.wav",
-    ]
+    walk = ["/m/2.wav", "/m/1.wav"]  # by the approximate match alone, the first checked
+    assert [r["path"] for r in search_library(lib, None, lyrics="walk the dog", top=2)] == walk[::-1]
+    monkeypatch.setattr("singalign.search.SPOT_SMALL_LIBRARY", 2)
+    assert [r["path"] for r in search_library(lib, None, lyrics="walk the dog", top=2)] == walk
     # a word boundary the model did not hear costs nothing more
     monkeypatch.setattr("singalign.search.SPOT_TRACKS", 50)
     res = search_library(lib, None, lyrics="sky is grey", top=1)  # 1 edit, spotting score 0
