@@ -19,9 +19,10 @@ Every track also stores packed CTC posteriors of a 3.5-minute song (6,560 frames
 chunks; one of 64 simulated blobs, ``decode.simulate_posteriors`` sharpened to about 300 bytes a
 second, where the real model's take about 200: 100k tracks make a 7 GB file) and the frames of what
 was heard, its lyrics spread evenly over the 6,560 frames: lyrics search is timed as a pre-v4
-library runs it (no posteriors checked; its R@1) and as v5 and later run it, checking the phrase in a window
-of the posteriors of each of the best candidates (``search.spot_rerank``; the blobs are not the
-tracks' lyrics, so no R@1 there, but the windows are as long as a real song's would be).
+library runs it (no posteriors checked; its R@1) and as v5 and later run it, checking the phrase in
+a window of the posteriors of each of the best candidates (``search.spot_rerank``: 100 in a library
+of at most ``search.SPOT_SMALL_LIBRARY`` tracks, 50 in a larger one; the blobs are not the tracks'
+lyrics, so no R@1 there, but the windows are as long as a real song's would be).
 ``--db-dir`` keeps the built libraries there and reuses them (building 100k tracks takes a few
 minutes); a library with posteriors is named by its schema version (``search_zipf_posteriors_v6_N.db``),
 so a directory of older libraries is not upgraded by opening them (re-chunking 100k tracks takes long).
