@@ -275,8 +275,9 @@ class Library:
         """Bring a v1 to v5 file to ``SCHEMA_VERSION`` in one transaction (v1 tracks keep
         heard = '' and are matched by their transcript; tracks before v4 have no posteriors, whose
         table the schema script has already created; before v6, the word pairs of every transcript
-        are indexed and it is spelled for the approximate match: under a minute per 100k tracks). A v4 file's posteriors are then converted by
-        ``_chunk_posteriors``, which the meta row ``upgrade`` = "chunks" asks for."""
+        are indexed and it is spelled for the approximate match: under a minute per 100k tracks).
+        A v4 file's posteriors are then converted by ``_chunk_posteriors``, which the meta row
+        ``upgrade`` = "chunks" asks for."""
         with self._transaction():
             if self.get_meta("schema_version") != str(version):  # another process upgraded it meanwhile
                 return
@@ -292,18 +293,15 @@ class Library:
                     ((match_text(heard or transcript), tid) for tid, heard, transcript in rows),
                 )
             if version <= 5:
+                rows = self.db.execute("SELECT id, transcript FROM tracks").fetchall()
                 self.db.execute("ALTER TABLE tracks ADD COLUMN transcript_match BLOB NOT NULL DEFAULT x''")
                 self.db.executemany(
                     "UPDATE tracks SET transcript_match = ? WHERE id = ?",
-                    (
-                        (match_text(t), i)
-                        for i, t in self.db.execute("SELECT id, transcript FROM tracks").fetchall()
-                    ),
+                    ((match_text(t), i) for i, t in rows),
                 )
                 self.db.execute("DROP TRIGGER IF EXISTS tracks_delete")
                 self.db.execute(_DELETE_TRIGGER)
                 self.db.execute("DELETE FROM lyrics_pairs")
-                rows = self.db.execute("SELECT id, transcript FROM tracks").fetchall()
                 self.db.executemany(
                     "INSERT INTO lyrics_pairs(rowid, pairs) VALUES (?, ?)",
                     ((i, word_pairs(t)) for i, t in rows),

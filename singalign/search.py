@@ -192,9 +192,9 @@ def spot_rerank(
 ) -> tuple[list[int], dict[int, float]]:
     """Check ``phrase`` in the stored CTC posteriors of the first tracks of ``ranked`` (those that
     have them, up to ``SPOT_TRACKS`` tracks and ``SPOT_FRAMES`` frames, twice both in a library of
-    at most ``SPOT_SMALL_LIBRARY`` tracks) and put the checked tracks
-    first, by their spotting score (``spotting.phrase_scores``, <= 0) minus ``SPOT_EDIT_COST`` per
-    character edit of the approximate match (``edits``); the others follow in their order.
+    at most ``SPOT_SMALL_LIBRARY`` tracks) and put the checked tracks first, by their spotting score
+    (``spotting.phrase_scores``, <= 0) minus ``SPOT_EDIT_COST`` per character edit of the
+    approximate match (``edits``); the others follow in their order.
 
     A track is checked in a window: the frames of the stretch of what was heard that matched the
     phrase best (it ends at character ``ends[i]`` of ``heard_match``, ``Library.fuzzy_matches``,
