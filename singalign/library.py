@@ -90,12 +90,13 @@ the same code (``475065e``) took 50.6 ms median and 85.0 ms p99 with the check; 
 match compiled (``kernels.myers_texts``; 20 ms -> 4 ms a query) and the LM transcripts of the word
 search's candidates matched too (+4 ms), 37.4-37.9 ms and 67.9-68.1 ms. What is left of the p99 is
 mostly the word search of phrases of the commonest words (up to 40-55 ms alone).
-Schema v6 (same day, same machine, runs of 1,000 queries alternating with v5's code): the exact
-phrase is looked up as word pairs (``lyrics_pairs``; a phrase of the commonest words took 13-35 ms
-as words, 0.4-1.3 ms as pairs), tracks with only near-zero-idf words are not scored, the check's
-Viterbi pass is compiled: 28.4-31.1 ms median and 45.6-55.9 ms p99 over five runs (v5's code:
-30.4-32.2 and 53.8-58.3 ms). The tail left is BM25 scoring of the tracks that have the phrase's
-rarer words (``FTS_SCORED``) and the machine's noise.
+Schema v6 (same day, same machine): the exact phrase is looked up as word pairs
+(``lyrics_pairs``; a phrase of the commonest words took 13-35 ms as words, 0.4-1.3 ms as pairs),
+tracks with only near-zero-idf words are not scored, the check's Viterbi pass is compiled:
+26-33 ms median and 41-56 ms p99 over eleven runs; in six pairs of runs alternating with v5's
+code on a copy of the library, v6's p99 was lower or equal in each (by 0-8 ms, 28 once) and the
+median within 1.5 ms (the machine's p99 moves by 10 ms between runs of the same code). The tail
+left is BM25 scoring of the tracks that have the phrase's rarer words (``FTS_SCORED``).
 """
 
 from __future__ import annotations

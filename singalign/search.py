@@ -36,8 +36,8 @@ SPOT_FRAMES = 15_000
 SPOT_OPTIONAL_SPACE = True
 #: In a library of at most this many tracks the check covers twice as many tracks and frames: the
 #: stages before it cost little there (at 10k simulated tracks, over 1,000 queries, 19 ms median
-#: and 34 ms p99 with 50 checked, 26 and 42-44 ms with 100; at 100k, 29-31 and 46-56 ms with 50,
-#: 36-43 and 53-69 ms with 100), and on 500 held-out synthetic songs 100 checked find a song
+#: and 34 ms p99 with 50 checked, 23-26 and 32-44 ms with 100; at 100k, 26-33 and 41-56 ms with
+#: 50, 36-43 and 53-69 ms with 100), and on 500 held-out synthetic songs 100 checked find a song
 #: singing a 5-word phrase first for 90.2% of them, 50 for 89.6% (Recall@5 0.928 and 0.914).
 SPOT_SMALL_LIBRARY = 10_000
 #: What one character edit of the approximate match costs a checked track, in nats of spotting
