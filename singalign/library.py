@@ -95,7 +95,7 @@ Schema v6 (same day, same machine): the exact phrase is looked up as word pairs
 tracks with only near-zero-idf words are not scored, the check's Viterbi pass is compiled:
 26-33 ms median and 41-56 ms p99 over eleven runs; in six pairs of runs alternating with v5's
 code on a copy of the library, v6's p99 was lower or equal in each (by 0-8 ms, 28 once) and the
-median within 1.5 ms (the machine's p99 moves by 10 ms between runs of the same code). The tail
+median within 2 ms (the machine's p99 moves by 10 ms between runs of the same code). The tail
 left is BM25 scoring of the tracks that have the phrase's rarer words (``FTS_SCORED``).
 """
 
