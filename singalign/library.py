@@ -639,9 +639,10 @@ class Library:
 
     def search_fts(self, phrase: str, limit: int = FTS_CANDIDATES) -> list[int]:
         """Track ids whose transcript matches ``phrase``, best first: exact phrase matches first (by
-        BM25 of the phrase), then tracks with any of its words, by FTS5's BM25 of the OR of its words.
-        The phrase is first spelled as transcripts are (``metrics.normalize_for_scoring``: accents
-        stripped, numbers spelled out).
+        BM25 of the phrase), then tracks with some of its pairs of consecutive words (``_pair_hits``:
+        a phrase with a misheard word keeps the others' pairs), then tracks with any of its words,
+        by FTS5's BM25 of the OR of its words. The phrase is first spelled as transcripts are
+        (``metrics.normalize_for_scoring``: accents stripped, numbers spelled out).
 
         Each stage scores a bounded number of tracks, because FTS5 computes ``bm25()`` for every
         track that matches (about 2 us each, after one more scan of each phrase for its IDF): an OR
@@ -663,10 +664,42 @@ class Library:
         out: list[int] = []
         if len(words) > 1:  # one word: the phrase is the word, ranked below
             out = self._phrase_hits(words)[:limit]
-        if len(out) < limit:
+        for stage in (self._pair_hits, self._rank_words):
+            if len(out) >= limit:
+                break
             seen = set(out)
-            out += [i for i in self._rank_words(words, limit) if i not in seen]
+            out += [i for i in stage(words, limit) if i not in seen]
         return out[:limit]
+
+    def _pair_hits(self, words: list[str], limit: int) -> list[int]:
+        """Tracks with some of the phrase's pairs of consecutive words (``word_pairs``; a phrase of
+        three words or more), by FTS5's BM25 of the OR of those pairs: the rarest pairs, together in
+        at most ``FTS_SCORED`` tracks, so every track scored has its exact score and the best
+        ``limit`` come first. A phrase whose one word was misheard (or misremembered) keeps the
+        pairs of the others, which few songs share: at 100k simulated tracks, phrases with one word
+        replaced found their track first 87% of the time with this stage, 75% by the words alone
+        (and in less time: the word stage, which scores more tracks, is often not needed)."""
+        pairs = list(dict.fromkeys(word_pairs(" ".join(words)).split()))
+        if len(pairs) < 2:  # one pair is the exact phrase
+            return []
+        _, _, cache = self._fts_stats_now()  # pairs have a "_", words none: one cache serves both
+        for p in pairs:
+            if p not in cache:
+                cache[p] = self._fts_count(_fts_phrase([p]), FTS_SCORED + 1, table="lyrics_pairs")
+        kept, total = [], 0
+        for p in sorted(pairs, key=lambda p: (cache[p], p)):
+            if total + cache[p] > FTS_SCORED:
+                break
+            kept.append(p)
+            total += cache[p]
+        if not kept:
+            return []
+        rows = self.db.execute(
+            "SELECT rowid FROM (SELECT rowid, bm25(lyrics_pairs) AS s FROM lyrics_pairs "
+            "WHERE lyrics_pairs MATCH ?) ORDER BY s, rowid LIMIT ?",
+            (_fts_or([p for p in pairs if p in kept]), limit),
+        ).fetchall()
+        return [int(r[0]) for r in rows]
 
     def _phrase_hits(self, words: list[str]) -> list[int]:
         """Tracks containing the exact phrase, in the order of FTS5's BM25 of the phrase, among its
@@ -714,12 +747,12 @@ class Library:
         rows = self.db.execute("SELECT rowid FROM lyrics_fts WHERE lyrics_fts MATCH ? LIMIT ?", (expr, cap))
         return [int(r[0]) for r in rows]
 
-    def _fts_count(self, expr: str, cap: int) -> int:
-        """min(number of tracks matching ``expr``, ``cap``), at the cost of reading ``cap`` of them."""
+    def _fts_count(self, expr: str, cap: int, table: str = "lyrics_fts") -> int:
+        """min(number of tracks matching ``expr`` in ``table``, ``cap``), at the cost of reading
+        ``cap`` of them."""
         return int(
             self.db.execute(
-                "SELECT count(*) FROM (SELECT 1 FROM lyrics_fts WHERE lyrics_fts MATCH ? LIMIT ?)",
-                (expr, cap),
+                f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {table} MATCH ? LIMIT ?)", (expr, cap)
             ).fetchone()[0]
         )
 

@@ -297,6 +297,34 @@ def test_a_sung_phrase_finds_its_song_first_among_songs_sharing_its_words(tmp_pa
     assert checked >= 5
 
 
+def test_a_phrase_with_a_misheard_word_is_found_by_its_other_word_pairs(tmp_path, monkeypatch):
+    import singalign.library as L
+
+    lib, songs, _ = _song_library(tmp_path)
+    by_pairs = by_words = tried = 0
+    for k in range(0, 300, 7):
+        for s in range(0, 130, 17):
+            words = songs[k][s : s + 5]
+            words[2] = "zzzq"  # in no song: no exact phrase, two of the four pairs left
+            tried += 1
+            by_pairs += lib.search_fts(" ".join(words))[0] == k + 1
+            by_words += lib._rank_words(words, 10)[0] == k + 1
+    assert tried == 344 and by_pairs == 136 and by_words == 60
+    # only the rarest pairs are scored, together in at most FTS_SCORED tracks, each track exactly
+    monkeypatch.setattr(L, "FTS_SCORED", 40)
+    words = songs[137][20:25]
+    words[2] = "zzzq"
+    pairs = L.word_pairs(" ".join(words)).split()
+    counts = {p: lib._fts_count(f'"{p}"', 1000, table="lyrics_pairs") for p in pairs}
+    assert sorted(counts.values()) == [0, 0, 24, 285]
+    kept = [p for p in pairs if counts[p] == 24]
+    ref = lib.db.execute(
+        "SELECT rowid FROM lyrics_pairs WHERE lyrics_pairs MATCH ? ORDER BY bm25(lyrics_pairs), rowid",
+        (f'"{kept[0]}"',),
+    ).fetchall()
+    assert lib._pair_hits(words, 10) == [r[0] for r in ref][:10]
+
+
 def test_lyrics_ranking_is_bm25_of_all_words(tmp_path, small_budgets):
     """The bounded OR stage ranks by FTS5's bm25() of the OR query; with a selective word its top
     is the top of ranking every match (most tracks match: the bounds are what the test exercises)."""
