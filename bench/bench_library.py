@@ -157,6 +157,7 @@ def _fill(db_path: Path, n: int, dim: int, seed: int = 0, posteriors: bool = Tru
             vec = rng.standard_normal((m, dim)).astype(np.float32)
             vec /= np.linalg.norm(vec, axis=1, keepdims=True)
             texts = [lyrics() for _ in range(m)]
+            spelled = [match_text(t) for t in texts]  # heard and transcript are the same text here
             db.executemany(
                 "INSERT INTO tracks(id, path, sha256, transcript, heard_match, transcript_match) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -166,11 +167,15 @@ def _fill(db_path: Path, n: int, dim: int, seed: int = 0, posteriors: bool = Tru
                         f"/music/{start + i}.mp3",
                         f"{start + i:064x}",
                         t,
-                        match_text(t),
-                        match_text(t),
+                        spelled[i],
+                        spelled[i],
                     )
                     for i, t in enumerate(texts)
                 ),
+            )
+            db.executemany(
+                "INSERT INTO lyrics_pairs(rowid, pairs) VALUES (?, ?)",
+                ((start + i + 1, word_pairs(t)) for i, t in enumerate(texts)),
             )
             db.executemany(
                 "INSERT INTO embeddings(track_id, space, vector) VALUES (?, ?, ?)",
@@ -183,13 +188,9 @@ def _fill(db_path: Path, n: int, dim: int, seed: int = 0, posteriors: bool = Tru
                 )
                 db.executemany(
                     "INSERT INTO heard_frames(track_id, frames) VALUES (?, ?)",
-                    ((start + i + 1, _spread(len(match_text(t)))) for i, t in enumerate(texts)),
+                    ((start + i + 1, _spread(len(spelled[i]))) for i in range(m)),
                 )
         db.execute("INSERT INTO lyrics_fts(rowid, transcript) SELECT id, transcript FROM tracks")
-        rows = db.execute("SELECT id, transcript FROM tracks").fetchall()
-        db.executemany(
-            "INSERT INTO lyrics_pairs(rowid, pairs) VALUES (?, ?)", ((i, word_pairs(t)) for i, t in rows)
-        )
     db.close()
 
 
