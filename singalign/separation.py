@@ -58,7 +58,7 @@ class SeparatorConfig:
 def build_umx(cfg: SeparatorConfig, weights: Path | None, pretrained: bool = True):
     """An ``openunmix`` Separator for vocals (+ residual), with weights loaded from ``weights``."""
     import torch
-    from openunmix.model import OpenUnmix, Separator
+    from openunmix.model import OpenUnmix
     from openunmix.utils import bandwidth_to_max_bin
 
     model = OpenUnmix(
@@ -84,7 +84,7 @@ def build_umx(cfg: SeparatorConfig, weights: Path | None, pretrained: bool = Tru
             ) from None
         if missing:
             raise BundleError(f"{path}: not Open-Unmix vocals weights (missing {', '.join(missing[:3])})")
-    sep = Separator(
+    sep = _separator_class()(
         {"vocals": model},
         niter=cfg.niter,
         residual=True,
@@ -95,6 +95,99 @@ def build_umx(cfg: SeparatorConfig, weights: Path | None, pretrained: bool = Tru
     )
     sep.freeze()
     return sep
+
+
+def wiener_em(
+    spectrograms,
+    mix_stft,
+    iterations: int = 1,
+    residual: bool = True,
+    scale_factor: float = 10.0,
+    eps: float = 1e-10,
+):
+    """Open-Unmix's multichannel Wiener filter with EM refinement, on complex tensors.
+
+    The same algorithm and arguments as ``openunmix.filtering.wiener`` (its default, not-softmask
+    start: the estimated magnitudes with the mixture's phase; optionally the residual mixture minus
+    the targets as one more source; ``iterations`` rounds of: power spectra as the channel mean of
+    the estimates' power, spatial covariances as their v-weighted average, then the Wiener gains
+    ``v_j R_j (sqrt(eps) I + sum_k v_k R_k)^-1`` applied to the mixture), with the same scaling for
+    numerical stability. Open-Unmix writes complex arithmetic out on (real, imaginary) pairs, one
+    matrix entry at a time, which took two thirds of a song's separation on 2 cores; here it is
+    whole-tensor complex arithmetic, 2x2 inverses in closed form. Outputs agree with Open-Unmix's
+    to float32 rounding (``tests/test_separation.py``). One difference: Open-Unmix's phase
+    function sets the mixture to 1 in the bins where it is exactly 0 (it writes into its input);
+    here those bins stay 0.
+
+    Args:
+        spectrograms: real (frames, bins, channels, targets) magnitude estimates.
+        mix_stft: real (frames, bins, channels, 2) mixture STFT, (real, imaginary) last.
+
+    Returns:
+        real (frames, bins, channels, 2, sources): the sources' STFTs, the residual last when
+        ``residual``.
+    """
+    import torch
+
+    x = torch.view_as_complex(mix_stft.contiguous())  # (F, B, C)
+    mag = x.abs()
+    phase = torch.where(mag > 0, x / torch.where(mag > 0, mag, 1.0), torch.ones_like(x))
+    y = spectrograms * phase[..., None]  # (F, B, C, J)
+    if residual:
+        y = torch.cat([y, x[..., None] - y.sum(-1, keepdim=True)], dim=-1)
+    if iterations > 0:
+        scale = torch.clamp(mag.max() / scale_factor, min=1.0)
+        x, y = x / scale, y / scale
+        n_ch = x.shape[-1]
+        reg = float(np.sqrt(eps)) * torch.eye(n_ch, dtype=x.dtype)
+        for _ in range(iterations):
+            v = (y.real**2 + y.imag**2).mean(dim=2)  # (F, B, J): power, channel mean
+            cov = torch.einsum("fbcj,fbdj->bcdj", y, y.conj())  # summed over frames
+            r = cov / (eps + v.sum(0))[:, None, None, :]  # (B, C, C, J) spatial covariances
+            vc = v.to(x.dtype)
+            cxx = reg + torch.einsum("fbj,bcdj->fbcd", vc, r)  # (F, B, C, C)
+            # inv(Cxx) x, per frame and bin (2x2: in closed form)
+            if n_ch == 1:
+                ix = x / cxx[..., 0]
+            elif n_ch == 2:
+                a, b, c, d = cxx[..., 0, 0], cxx[..., 0, 1], cxx[..., 1, 0], cxx[..., 1, 1]
+                det = a * d - b * c
+                x0, x1 = x[..., 0], x[..., 1]
+                ix = torch.stack([d * x0 - b * x1, a * x1 - c * x0], dim=-1) / det[..., None]
+            else:
+                raise ValueError("Wiener filtering supports 1 or 2 channels")
+            # y_j = v_j R_j inv(Cxx) x
+            y = vc[:, :, None, :] * torch.einsum("bcdj,fbd->fbcj", r, ix)
+        y = y * scale
+    return torch.view_as_real(y.contiguous()).movedim(-1, -2).contiguous()  # (F, B, C, 2, J)
+
+
+def _separator_class():
+    """``openunmix.model.Separator`` with its forward pass on :func:`wiener_em` (imported lazily)."""
+    from openunmix.model import Separator
+
+    class ComplexWienerSeparator(Separator):
+        def forward(self, audio):
+            import torch
+
+            mix = self.stft(audio)  # (S, C, B, F, 2)
+            mag = self.complexnorm(mix)
+            spec = torch.stack([m(mag) for m in self.target_models.values()], dim=-1)  # (S, C, B, F, J)
+            spec, mix = spec.permute(0, 3, 2, 1, 4), mix.permute(0, 3, 2, 1, 4)  # frames first
+            n_frames = spec.shape[1]
+            win = self.wiener_win_len or n_frames
+            out = []
+            for s in range(spec.shape[0]):
+                parts = [
+                    wiener_em(spec[s, p : p + win], mix[s, p : p + win], self.niter, residual=self.residual)
+                    for p in range(0, n_frames, win)
+                ]
+                out.append(torch.cat(parts, dim=0))
+            # (S, F, B, C, 2, J) -> (S, J, C, B, F, 2)
+            stft = torch.stack(out).permute(0, 5, 3, 2, 1, 4).contiguous()
+            return self.istft(stft, length=audio.shape[2])
+
+    return ComplexWienerSeparator
 
 
 class VocalSeparator:

@@ -54,6 +54,51 @@ def test_chunked_separation_reassembles_exactly(monkeypatch):
     np.testing.assert_allclose(sep(mix[0])[0], mix[0], atol=1e-6)  # mono in: duplicated to stereo
 
 
+@pytest.mark.parametrize("channels,iterations", [(2, 1), (2, 2), (1, 1), (2, 0)])
+def test_wiener_em_equals_open_unmix(channels, iterations):
+    """Our complex-tensor Wiener EM gives Open-Unmix's own filter's output (float32 rounding)."""
+    torch = pytest.importorskip("torch")
+    from openunmix.filtering import wiener
+
+    g = torch.Generator().manual_seed(channels + 10 * iterations)
+    mix = 3 * torch.randn(40, 65, channels, 2, generator=g)
+    mix[0, 0] = 0.0  # one all-zero bin: Open-Unmix rewrites it in its input, here it stays 0
+    mag = torch.view_as_complex(mix).abs()[..., None] * torch.rand(40, 65, channels, 1, generator=g)
+    ours = separation.wiener_em(mag, mix, iterations, residual=True)
+    ref = wiener(mag.clone(), mix.clone(), iterations, residual=True)
+    assert ours.shape == ref.shape == (40, 65, channels, 2, 2)
+    # the other frequency bins (the zero entry changes its bin's spatial covariance at Open-Unmix)
+    np.testing.assert_allclose(
+        ours[:, 1:].numpy(), ref[:, 1:].numpy(), rtol=1e-4, atol=1e-5 * float(ref.abs().max())
+    )
+    # the zero entry itself: the vocals estimate is 0 in both
+    assert float(ours[0, 0, ..., 0].abs().max()) == 0.0 == float(ref[0, 0, ..., 0].abs().max())
+    if iterations == 0:  # the start: targets with the mixture's phase, the residual makes up the sum
+        np.testing.assert_allclose(ours.sum(-1).numpy(), mix.numpy(), atol=1e-5 * float(mix.abs().max()))
+
+
+def test_separator_model_equals_open_unmix_separator():
+    """build_umx's model (STFT, the vocals network, our Wiener EM in 300-frame windows, inverse
+    STFT) gives what ``openunmix.model.Separator`` gives with the same network."""
+    torch = pytest.importorskip("torch")
+    from openunmix.model import Separator
+
+    torch.manual_seed(0)
+    cfg = TINY
+    ours = separation.build_umx(cfg, None, pretrained=False)
+    ref = Separator(
+        dict(ours.target_models), niter=1, residual=True, sample_rate=cfg.sample_rate, n_fft=cfg.n_fft,
+        n_hop=cfg.n_hop, nb_channels=2, wiener_win_len=30,
+    )  # fmt: skip
+    ours.wiener_win_len = 30  # several windows in 2 s at hop 128
+    ref.freeze()
+    audio = torch.randn(1, 2, 2 * cfg.sample_rate, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        a, b = ours(audio), ref(audio)
+    assert a.shape == b.shape == (1, 2, 2, 2 * cfg.sample_rate)
+    assert metrics.sdr(b[0, 0].numpy(), a[0, 0].numpy()) > 60  # the vocals: the same to float rounding
+
+
 def _write_stems(root: Path, n_songs: int = 3, seconds: float = 2.0, rate: int = 8000) -> None:
     rng = np.random.default_rng(1)
     t = np.arange(int(seconds * rate)) / rate
