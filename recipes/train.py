@@ -4,8 +4,8 @@ Usage:
     python recipes/train.py --train PREP [PREP ...] --valid PREP --out RUN \
         [--preset paper|small] [--mode baseline|oracle|multitask|pitch_onset_only] \
         [--init-from BUNDLE] [--epochs 100] [--max-steps N] [--batch-size 16] [--speech-per-batch 4] \
-        [--lr 5e-4] [--patience 10] [--seed 0] [--separator-bundle BUNDLE | --separator SEP_DIR] \
-        [--cpu-bf16] [--compile]
+        [--lr 5e-4] [--warmup-steps 100] [--lr-decay constant|cosine] [--lr-final 0.1] [--patience 10] \
+        [--seed 0] [--separator-bundle BUNDLE | --separator SEP_DIR] [--cpu-bf16] [--compile]
     python recipes/train.py --config RUN/train_config.json      # the same run again / resumed
 
     # several processes or machines (DistributedDataParallel; gloo on CPU, nccl on GPUs):
@@ -13,7 +13,9 @@ Usage:
 
 Re-running with the same --out resumes from RUN/checkpoint.pt exactly where it stopped. --max-steps ends
 the run as if its epoch ended there (validation, export of the best); a resume with a higher limit
-starts the next epoch. To pause in the middle of an epoch instead, kill the run (SIGTERM or Ctrl-C):
+starts the next epoch. --lr-decay cosine lowers the learning rate after the warm-up along a cosine to
+lr x --lr-final at the run's last planned step (--max-steps, else --epochs full epochs); the default
+keeps it constant. To pause in the middle of an epoch instead, kill the run (SIGTERM or Ctrl-C):
 it checkpoints after the current step.
 PREP folders are made by recipes/features.py. The best model is exported to RUN/best (a bundle).
 The separator named (default: none, the mixture in both channels) must be the one the PREP features
@@ -52,9 +54,15 @@ def main(argv=None) -> int:
         help="a folder from recipes/train_separator.py: the exported bundles name it as their separator",
     )
     for name, typ in [("epochs", int), ("max-steps", int), ("batch-size", int), ("speech-per-batch", int),
-                      ("lr", float), ("warmup-steps", int), ("patience", int), ("seed", int), ("max-frames", int),
+                      ("lr", float), ("warmup-steps", int), ("lr-final", float), ("patience", int), ("seed", int), ("max-frames", int),
                       ("save-every-steps", int)]:  # fmt: skip
         ap.add_argument(f"--{name}", type=typ, default=None)
+    ap.add_argument(
+        "--lr-decay",
+        choices=["constant", "cosine"],
+        default=None,
+        help="learning rate after the warm-up: constant (default) or a cosine down to lr x --lr-final",
+    )
     ap.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     ap.add_argument(
         "--compile",
@@ -97,7 +105,7 @@ def main(argv=None) -> int:
         sep_dir = Path(args.separator).resolve()
         sep = json.loads((sep_dir / "separator.json").read_text())
         updates["separator"] = {**sep, "kind": "umx", "weights": str(sep_dir / "vocals.pth")}
-    for name in ("epochs", "max_steps", "batch_size", "speech_per_batch", "lr", "warmup_steps", "patience", "seed",
+    for name in ("epochs", "max_steps", "batch_size", "speech_per_batch", "lr", "warmup_steps", "lr_decay", "lr_final", "patience", "seed",
                  "max_frames", "save_every_steps", "device", "cpu_bf16", "compile"):  # fmt: skip
         if getattr(args, name) is not None:
             updates[name] = getattr(args, name)

@@ -55,6 +55,11 @@ class TrainConfig:
     max_frames: int = 2000  # longer items are skipped (CTC targets cannot be cropped)
     lr: float = 5e-4
     warmup_steps: int = 100
+    # after the warm-up: "constant" (the authors'), or "cosine": down to lr * lr_final over the run's
+    # planned steps (max_steps, else epochs x the steps of an epoch), one curve over a known budget
+    # instead of a constant rate and a separate lower-rate run
+    lr_decay: str = "constant"
+    lr_final: float = 0.1
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     amsgrad: bool = True  # the authors' code
@@ -293,12 +298,22 @@ def init_device(name: str) -> tuple[_Dist, Any]:
     return dist_info, pick_device(name, dist_info)
 
 
-def warmup_schedule(opt, warmup_steps: int) -> Any:
-    """A linear learning-rate warm-up over ``warmup_steps`` optimizer steps, then constant."""
+def warmup_schedule(opt, warmup_steps: int, total_steps: int | None = None, final: float = 1.0) -> Any:
+    """A linear learning-rate warm-up over ``warmup_steps`` optimizer steps, then constant, or, given
+    ``total_steps``, a cosine from the full rate down to ``final`` times it at step ``total_steps``
+    (and ``final`` after)."""
     import torch
 
     warm = max(1, warmup_steps)
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm))
+
+    def factor(s: int) -> float:
+        if s + 1 < warm or total_steps is None:
+            return min(1.0, (s + 1) / warm)
+        span = max(1, total_steps - warm)
+        t = min(1.0, (s + 1 - warm) / span)
+        return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
 def _initial_state() -> dict[str, Any]:
@@ -626,7 +641,15 @@ def fit(cfg: TrainConfig, stop_after_steps: int | None = None, progress: bool = 
     amp_dtype = (
         torch.float16 if use_amp else (torch.bfloat16 if cfg.cpu_bf16 and device.type == "cpu" else None)
     )
-    loop = EpochLoop(out, model, opt, warmup_schedule(opt, cfg.warmup_steps), dist_info, cfg, t0, scaler)
+    total = None
+    if cfg.lr_decay == "cosine":
+        per_epoch = len(epoch_batches(train.entries, cfg.batch_size, cfg.speech_per_batch, cfg.seed, 0))
+        total = cfg.epochs * max(1, per_epoch // dist_info.world)
+        total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
+    elif cfg.lr_decay != "constant":
+        raise ValueError(f"lr_decay must be 'constant' or 'cosine', not {cfg.lr_decay!r}")
+    sched = warmup_schedule(opt, cfg.warmup_steps, total, cfg.lr_final)
+    loop = EpochLoop(out, model, opt, sched, dist_info, cfg, t0, scaler)
     loop.resume()
 
     net = model

@@ -189,6 +189,43 @@ def test_killed_and_resumed_run_ends_with_identical_weights(tmp_path):
     )
 
 
+def test_cosine_decay_known_factors_and_a_resumed_run_ends_at_the_final_rate(tmp_path):
+    from singalign.train import warmup_schedule
+
+    opt = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=2.0)
+    sched = warmup_schedule(opt, warmup_steps=2, total_steps=10, final=0.1)
+    rates = []
+    for _ in range(12):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    # warm-up 1/2, the full rate at step 1, half-way down the cosine at step 5 (0.1 + 0.9 / 2), 0.1 from
+    # step 9 (the run's last) on
+    assert rates[:2] == pytest.approx([1.0, 2.0])
+    assert rates[5] == pytest.approx(2.0 * 0.55) and rates[3] > rates[5] > rates[7]
+    assert rates[9:] == pytest.approx([0.2, 0.2, 0.2])
+    constant = warmup_schedule(torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=2.0), 2)
+    assert [constant.lr_lambdas[0](s) for s in (0, 1, 50)] == [0.5, 1.0, 1.0]  # the default: no decay
+
+    # through fit: 6 planned steps (3 epochs of 2); killed after 3 and resumed, the last step's rate is
+    # lr x lr_final, the same as a straight run's, and the exported report names the schedule
+    straight = replace(_resume_cfg(tmp_path, "straight"), lr_decay="cosine", lr_final=0.25, warmup_steps=1)
+    fit(straight, progress=False)
+    resumed = replace(straight, out_dir=str(tmp_path / "resumed"))
+    fit(resumed, stop_after_steps=3, progress=False)
+    fit(resumed, progress=False)
+    for run in (straight, resumed):
+        ck = load_checkpoint(Path(run.out_dir) / "checkpoint.pt")
+        assert ck["step"] == 6
+        assert ck["optimizer"]["param_groups"][0]["lr"] == pytest.approx(straight.lr * 0.25)
+    a = load_checkpoint(Path(straight.out_dir) / "checkpoint.pt")["model"]
+    b = load_checkpoint(Path(resumed.out_dir) / "checkpoint.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert Bundle.load(Path(straight.out_dir) / "best").config["training"]["config"]["lr_decay"] == "cosine"
+    with pytest.raises(ValueError, match="lr_decay"):
+        fit(replace(straight, out_dir=str(tmp_path / "bad"), lr_decay="linear"), progress=False)
+
+
 def test_epoch_means_are_over_the_batches_run_across_a_kill_and_max_steps(tmp_path):
     """EpochLoop with a loss of 1, 2, 3, 4 for the four batches of an epoch: known means."""
     from types import SimpleNamespace
