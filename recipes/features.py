@@ -1,10 +1,11 @@
 """Features and frame targets for every record of a manifest (songs cut between words).
 
 Usage:
-    python recipes/features.py --manifest m/dali.jsonl --out prep/dali_train [--vocals work/vocals] [--shard i/n]
+    python recipes/features.py --manifest m/dali.jsonl --out prep/dali_train [--vocals work/vocals] [--shard i/n] [--threads N]
     python recipes/features.py --out prep/dali_train --finalize        # after all shards: write items.jsonl
 
-Without --shard the stage finalizes by itself. Finished items are skipped on a re-run.
+Without --shard the stage finalizes by itself. Shards run side by side on one machine should share
+its cores out with --threads (e.g. 1 each for 2 shards on 2 cores). Finished items are skipped on a re-run.
 """
 
 import logging
@@ -23,9 +24,10 @@ def main(argv=None) -> int:
         "--vocals", default=None, help="separated vocals cache (recipes/separate.py); default: mixture twice"
     )
     ap.add_argument("--split", default=None, help="keep only records of this split")
-    ap.add_argument("--shard", default=None, help="i/n: process shard i of n (0-based)")
+    recipe.add_shard_args(ap)
     ap.add_argument("--finalize", action="store_true", help="only gather finished items into items.jsonl")
     args = ap.parse_args(argv)
+    recipe.apply_threads(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     if not args.finalize:
         records = [

@@ -20,6 +20,30 @@ def parser(doc: str) -> argparse.ArgumentParser:
     )
 
 
+def add_shard_args(ap: argparse.ArgumentParser) -> None:
+    """``--shard i/n`` and ``--threads N``, for the recipes whose work is per file."""
+    ap.add_argument("--shard", default=None, help="i/n: process shard i of n (0-based)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for this process (default: every core); shards run side by side on one "
+        "machine should share the cores out, e.g. --threads 1 for each of 2 shards on 2 cores",
+    )
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    """Set torch's thread count from ``args.threads`` (when given). Without it, each of n shards on
+    one machine starts as many threads as there are cores, and they fight: two separation shards on
+    2 cores took 5.5 s a song each, against 1.6 s with one thread each (30 s synthetic songs)."""
+    if getattr(args, "threads", None) is not None:
+        import torch
+
+        if args.threads < 1:
+            raise SystemExit(f"--threads must be at least 1, not {args.threads}")
+        torch.set_num_threads(args.threads)
+
+
 def run(name: str, fn: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """``fn(args)``; a ``SingalignError`` (bad input, missing file) becomes one line on stderr,
     ``<name>: error: ...``, and exit code 1 instead of a traceback."""

@@ -86,7 +86,13 @@ def test_chain_on_tiny_synthetic_corpora(tmp_path):
     assert {i["kind"] for i in items} == {"song", "speech"} and all(i["n_frames"] <= 1000 for i in items)
     # resumable: a second run writes nothing new
     assert "0 new items" in _run(
-        "recipes/features.py", "--manifest", str(w / "m/songs.jsonl"), "--out", str(w / "prep")
+        "recipes/features.py",
+        "--manifest",
+        str(w / "m/songs.jsonl"),
+        "--out",
+        str(w / "prep"),
+        "--threads",
+        "1",
     )
     assert "new items" in out
     _run("recipes/train.py", "--train", str(w / "prep"), "--valid", str(w / "prep"), "--out", str(w / "run"), "--preset", "tiny",
@@ -242,3 +248,25 @@ def test_make_recipe_synthetic_runs_the_whole_chain(tmp_path):
     assert "pretrain" in report and "multitask" in report and "(beam)" in report
     summary = json.loads((tmp_path / "eval/bundle/summary.json").read_text())
     assert summary["n_items"] == 2 and "alignment" in summary
+
+
+def test_threads_option_sets_torch_threads_and_refuses_zero():
+    import argparse
+
+    import torch
+
+    from singalign import recipe
+
+    ap = argparse.ArgumentParser()
+    recipe.add_shard_args(ap)
+    before = torch.get_num_threads()
+    try:
+        args = ap.parse_args(["--shard", "1/2", "--threads", "1"])
+        recipe.apply_threads(args)
+        assert (args.shard, torch.get_num_threads()) == ("1/2", 1)
+        recipe.apply_threads(ap.parse_args([]))  # not given: left as it is
+        assert torch.get_num_threads() == 1
+        with pytest.raises(SystemExit, match="at least 1"):
+            recipe.apply_threads(ap.parse_args(["--threads", "0"]))
+    finally:
+        torch.set_num_threads(before)
