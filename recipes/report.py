@@ -18,6 +18,13 @@ from singalign import recipe
 from singalign.files import read_jsonl, write_text
 
 
+def _decay(cfg: dict) -> str:
+    """How the run's learning rate moved after the warm-up (train_config.json's lr_decay)."""
+    if cfg.get("lr_decay", "constant") == "constant":
+        return ""
+    return f" ({cfg['lr_decay']} decay to {cfg['lr'] * cfg.get('lr_final', 0.1):.3g})"
+
+
 def run_section(run: Path) -> list[str]:
     cfg = json.loads((run / "train_config.json").read_text())
     hist = read_jsonl(run / "history.jsonl") if (run / "history.jsonl").exists() else []
@@ -39,8 +46,8 @@ def run_section(run: Path) -> list[str]:
         f"model: preset {m.get('preset')}, mode {m.get('mode')}; init from {cfg.get('init_from') or '-'}",
         f"data: train {', '.join(cfg['train'])} ({best.get('train_items', '?')} items, "
         f"{best.get('train_hours', '?')} h of audio); valid {', '.join(cfg.get('valid', [])) or '-'}",
-        f"batches of {cfg['batch_size']} ({cfg['speech_per_batch']} speech when songs and speech mix), lr {cfg['lr']}, "
-        f"{'bf16 autocast' if cfg.get('cpu_bf16') else 'float32'}",
+        f"batches of {cfg['batch_size']} ({cfg['speech_per_batch']} speech when songs and speech mix), lr {cfg['lr']}"
+        f"{_decay(cfg)}, {'bf16 autocast' if cfg.get('cpu_bf16') else 'float32'}",
         f"trained: {len(hist)} epochs, {hist[-1]['step'] if hist else 0} steps, {seconds / 3600:.2f} h wall clock "
         "(processes stopped mid-epoch not counted); "
         f"best (exported) epoch {best.get('epoch', '-')}",

@@ -96,7 +96,8 @@ def test_chain_on_tiny_synthetic_corpora(tmp_path):
     )
     assert "new items" in out
     _run("recipes/train.py", "--train", str(w / "prep"), "--valid", str(w / "prep"), "--out", str(w / "run"), "--preset", "tiny",
-         "--mode", "multitask", "--epochs", "2", "--batch-size", "4", "--speech-per-batch", "1")  # fmt: skip
+         "--mode", "multitask", "--epochs", "2", "--batch-size", "4", "--speech-per-batch", "1",
+         "--lr-decay", "cosine", "--lr-final", "0.5")  # fmt: skip
     hist = [json.loads(x) for x in (w / "run/history.jsonl").read_text().splitlines()]
     assert len(hist) == 2 and "valid_wer" in hist[-1] and "valid_pitch_frame_error" in hist[-1]
     _run("recipes/evaluate.py", "--manifest", str(w / "m/songs.jsonl"), "--bundle", str(w / "run/best"), "--greedy", "--no-separation", "--out", str(w / "eval"),
@@ -146,6 +147,7 @@ def test_chain_on_tiny_synthetic_corpora(tmp_path):
     assert (
         "trained: 2 epochs" in report and "| 2 |" in report and "(beam)" in report and "alignment" in report
     )
+    assert "lr 0.0005 (cosine decay to 0.00025)" in report
     assert (w / "REPORT.txt").read_text().strip() == report.strip()
     n_words = sum(len(s["words"]) for s in songs)
     assert summary["alignment"]["n_ref_words"] == n_words and summary["alignment"]["mean_abs_error"] >= 0
