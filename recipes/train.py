@@ -14,8 +14,9 @@ Usage:
 Re-running with the same --out resumes from RUN/checkpoint.pt exactly where it stopped. --max-steps ends
 the run as if its epoch ended there (validation, export of the best); a resume with a higher limit
 starts the next epoch. --lr-decay cosine lowers the learning rate after the warm-up along a cosine to
-lr x --lr-final at the run's last planned step (--max-steps, else --epochs full epochs); the default
-keeps it constant. To pause in the middle of an epoch instead, kill the run (SIGTERM or Ctrl-C):
+lr x --lr-final at the run's last planned step (--max-steps, else --epochs full epochs; a resume
+with another --epochs or --max-steps moves that end, and the curve with it); the default keeps it
+constant. To pause in the middle of an epoch instead, kill the run (SIGTERM or Ctrl-C):
 it checkpoints after the current step.
 PREP folders are made by recipes/features.py. The best model is exported to RUN/best (a bundle).
 The separator named (default: none, the mixture in both channels) must be the one the PREP features
