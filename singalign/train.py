@@ -78,6 +78,10 @@ class TrainConfig:
     save_every_steps: int | None = None  # extra mid-epoch checkpoints for long epochs
     valid_batch_size: int = 8
 
+    def __post_init__(self) -> None:
+        if self.lr_decay not in ("constant", "cosine"):
+            raise ValueError(f"lr_decay must be 'constant' or 'cosine', not {self.lr_decay!r}")
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["model"], d["loss"], d["features"] = (
@@ -316,6 +320,12 @@ def warmup_schedule(opt, warmup_steps: int, total_steps: int | None = None, fina
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
+def batches_per_rank(n_batches: int, world: int) -> int:
+    """How many of an epoch's ``n_batches`` each of ``world`` ranks takes (the same number on every
+    rank, at least one): what EpochLoop runs and what a cosine schedule plans for."""
+    return max(1, n_batches // world)
+
+
 def _initial_state() -> dict[str, Any]:
     """The loop state of a new run; ``epoch_sums`` / ``epoch_batches`` carry the current epoch's loss
     sums over a resume, so an epoch's ``train_*`` means are over the batches it ran."""
@@ -508,7 +518,7 @@ class EpochLoop:
             every = batches(epoch)
             # every rank takes the same number of batches (DDP steps in lockstep); with fewer batches
             # than ranks, some are shared
-            per_rank = max(1, len(every) // d.world)
+            per_rank = batches_per_rank(len(every), d.world)
             mine = [every[(d.rank + k * d.world) % len(every)] for k in range(per_rank)] if every else []
             bar = tqdm(total=len(mine), initial=state["batch_in_epoch"], desc=f"epoch {epoch + 1}",
                        disable=not (progress and d.main), leave=False)  # fmt: skip
@@ -644,10 +654,8 @@ def fit(cfg: TrainConfig, stop_after_steps: int | None = None, progress: bool = 
     total = None
     if cfg.lr_decay == "cosine":
         per_epoch = len(epoch_batches(train.entries, cfg.batch_size, cfg.speech_per_batch, cfg.seed, 0))
-        total = cfg.epochs * max(1, per_epoch // dist_info.world)
+        total = cfg.epochs * batches_per_rank(per_epoch, dist_info.world)
         total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
-    elif cfg.lr_decay != "constant":
-        raise ValueError(f"lr_decay must be 'constant' or 'cosine', not {cfg.lr_decay!r}")
     sched = warmup_schedule(opt, cfg.warmup_steps, total, cfg.lr_final)
     loop = EpochLoop(out, model, opt, sched, dist_info, cfg, t0, scaler)
     loop.resume()
