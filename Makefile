@@ -52,6 +52,6 @@ format: install
 lm-default: install
 	bash lm/build_default.sh models/lm_default
 
-# The whole recipe chain on synthetic corpora (hours on 2 CPU cores; resumable).
+# The whole recipe chain on synthetic corpora (a fixed budget, resumable; README: its time on 2 cores).
 recipe-synthetic: install
 	bash recipes/run_synthetic.sh

@@ -3,7 +3,8 @@
 Usage:
     python recipes/evaluate.py --manifest m/test.jsonl --bundle runs/multitask/best --out eval/multitask
     python recipes/evaluate.py --manifest m/test.jsonl --bundle B1 B2 B3 --label baseline oracle multitask --out eval/
-        [--greedy] [--lm LM_DIR] [--no-separation] [--limit N] [--also greedy beam beam_lm] [--align]
+        [--greedy] [--lm LM_DIR] [--no-separation | --vocals VOCALS_DIR] [--limit N] [--also greedy beam beam_lm]
+        [--align]
     python recipes/evaluate.py --prepared prep/songs_test --bundle runs/baseline/best runs/oracle/best \
         runs/multitask/best --label baseline oracle multitask --lm LM_DIR --also greedy --out eval/table1
 
@@ -11,7 +12,8 @@ Writes OUT[/label]/hypotheses.jsonl and summary.json per bundle, and OUT/tables.
 Tables 1 and 2 for the given bundles; with several, Table 1b: each one's WER and CER difference to
 the first with a 95% paired bootstrap interval over the items, also in OUT/paired.json). --also
 scores more decodings of the same model pass (e.g. greedy against beam + LM); --align scores forced
-alignment of the reference lyrics.
+alignment of the reference lyrics. --vocals reads the songs' vocals from recipes/separate.py's cache
+(made with the bundles' separator) instead of separating every song again for every bundle.
 
 --prepared scores prepared items (recipes/features.py) instead of audio: the stored features go into
 the model with the items' true notes, as in training's validation. That is how an oracle-mode bundle
@@ -48,7 +50,7 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default=None, help="keep only records of this split")
     ap.add_argument("--greedy", action="store_true")
     ap.add_argument("--lm", default=None, help="LM folder or file for beam search")
-    ap.add_argument("--no-separation", action="store_true")
+    recipe.add_separation_args(ap)
     ap.add_argument("--limit", type=int, default=None, help="evaluate at most N records")
     ap.add_argument(
         "--also",
@@ -93,7 +95,12 @@ def main(argv=None) -> int:
         r for m in args.manifest for r in load_manifest(m) if args.split is None or r.split == args.split
     ]
     records = records[: args.limit] if args.limit else records
-    options = replace(TranscribeOptions(keep_frames=False), separation=not args.no_separation, decode=decode)
+    options = replace(
+        TranscribeOptions(keep_frames=False),
+        separation=not args.no_separation,
+        vocals_dir=args.vocals,
+        decode=decode,
+    )
     decoders = _decoders(args)
     summaries = {}
     for label, path in zip(labels, args.bundle, strict=True):

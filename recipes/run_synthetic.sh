@@ -4,18 +4,25 @@
 #
 #   WORK=work/synthetic N_SPEECH=4000 N_SONGS=400 PRESET=small SEPARATOR=train bash recipes/run_synthetic.sh
 #
+# The default budget is fixed, so the chain's length is known in advance: each training stage runs
+# its epochs in full (PRETRAIN_EPOCHS (3) on speech, EPOCHS (3) for each song stage) with the
+# learning rate on a cosine to LR_FINAL (0.1) x 5e-4 at the last step (LR_DECAY=constant with
+# EPOCHS=100 gives the paper's early stopping on validation WER instead: most of a day on 2 cores).
 # Other sizes: N_SPEECH_DEV (200), N_DEV (40), N_TEST (100) songs, SONG_SECONDS ("12 16": song
-# lengths drawn between; default: synth's own), EPOCHS (100, with early stopping), SELECT_THRESHOLD
-# (0.5, the paper's largest framewise pitch error of a kept song; the selection stops the chain
-# when it keeps no song).
+# lengths drawn between; default: synth's own), SELECT_THRESHOLD (0.5, the paper's largest
+# framewise pitch error of a kept song; the selection stops the chain when it keeps no song).
 #
 # The last stage assembles the chain's result as a release bundle in $WORK/bundle (LM, tuned
-# decoding, audio-text head: HEADS_EPOCHS (50), HEADS_FLAGS for recipes/heads_train.py; LABEL).
+# decoding, audio-text head: HEADS_EPOCHS (10), HEADS_FLAGS for recipes/heads_train.py; LABEL).
 #
 # TRAIN_FLAGS go to every training run (default --compile: torch.compile the CNNs, 2-3x faster CPU
-# steps; add --cpu-bf16 on CPUs with native bf16, or set it empty without a C++ compiler).
-# SEPARATOR=train trains an Open-Unmix vocals model on the synthetic stems (SEP_STEPS steps) and uses
-# it for every song; SEPARATOR=none uses the mixture in both input channels.
+# steps, plus --cpu-bf16 where /proc/cpuinfo shows native bf16 (avx512_bf16 or amx_bf16); set it
+# empty without a C++ compiler).
+# SEPARATOR=train trains an Open-Unmix vocals model on the synthetic stems (SEP_STEPS (1000) steps)
+# and uses it for every song, separating each song once: the features, the data selection, the
+# evaluations and the tuning all read that cache ($WORK/vocals); SEPARATOR=none uses the mixture in
+# both input channels. Separation and features run as SHARDS (2) processes side by side, THREADS (1)
+# torch threads each; synthesis runs a process per core by itself.
 # Each stage's wall-clock seconds are appended to $WORK/stage_times.tsv (one block per run; a resumed
 # run's stages are quick where their work was done).
 set -euo pipefail
@@ -29,12 +36,18 @@ N_DEV=${N_DEV:-40}
 N_TEST=${N_TEST:-100}
 PRESET=${PRESET:-small}
 SEPARATOR=${SEPARATOR:-train}
-SEP_STEPS=${SEP_STEPS:-2000}
-EPOCHS=${EPOCHS:-100}
+SEP_STEPS=${SEP_STEPS:-1000}
+PRETRAIN_EPOCHS=${PRETRAIN_EPOCHS:-3}
+EPOCHS=${EPOCHS:-3}
+LR_DECAY=${LR_DECAY:-cosine}
+LR_FINAL=${LR_FINAL:-0.1}
+SHARDS=${SHARDS:-2}
+THREADS=${THREADS:-1}
 SELECT_THRESHOLD=${SELECT_THRESHOLD:-0.5}
 SONG_SECONDS=${SONG_SECONDS:-}
-TRAIN_FLAGS=${TRAIN_FLAGS---compile}
-HEADS_EPOCHS=${HEADS_EPOCHS:-50}
+if grep -q -E "avx512_bf16|amx_bf16" /proc/cpuinfo 2>/dev/null; then BF16=--cpu-bf16; else BF16=""; fi
+TRAIN_FLAGS=${TRAIN_FLAGS---compile $BF16}
+HEADS_EPOCHS=${HEADS_EPOCHS:-10}
 HEADS_FLAGS=${HEADS_FLAGS:-}
 LABEL=${LABEL:-"trained on synthetic singing (make recipe-synthetic), not a model of real songs"}
 S="$PY -m singalign.cli"
@@ -51,6 +64,12 @@ stage() {  # close the running stage (its seconds to $TIMES), open the next one
   STAGE=$1
   T0=$SECONDS
 }
+sharded() {  # run a shardable recipe as $SHARDS processes side by side (--shard i/n --threads), wait for all
+  local pids=() i
+  for ((i = 0; i < SHARDS; i++)); do "$@" --shard "$i/$SHARDS" --threads "$THREADS" & pids+=($!); done
+  for i in "${pids[@]}"; do wait "$i"; done
+}
+TRAIN="--lr-decay $LR_DECAY --lr-final $LR_FINAL --save-every-steps 50"
 set -x
 stage corpora
 # 1. corpora (LibriSpeech and DALI/JamendoLyrics layouts); dev/test use held-out voices and text
@@ -74,37 +93,42 @@ if [ "$SEPARATOR" = train ]; then
   $PY recipes/train_separator.py --stems $WORK/songs_train/stems --out $WORK/separator --steps "$SEP_STEPS"
   $PY recipes/eval_separator.py --stems $WORK/songs_test/stems --separator $WORK/separator --out $WORK/eval/separator
   for s in train dev test; do
-    $PY recipes/separate.py --manifest $M/songs_$s.jsonl --separator $WORK/separator --out $WORK/vocals
+    sharded $PY recipes/separate.py --manifest $M/songs_$s.jsonl --separator $WORK/separator --out $WORK/vocals
   done
   VOC="--vocals $WORK/vocals"
   SEPTRAIN="--separator $WORK/separator"
 fi
-SEPFLAG=$([ "$SEPARATOR" = train ] || echo --no-separation)
+# what the stages that run the full pipeline read: the vocals cache, or the mixture
+SEPFLAG=$([ "$SEPARATOR" = train ] && echo "--vocals $WORK/vocals" || echo --no-separation)
 stage features
 # 4. features and frame targets (songs cut between words)
-$PY recipes/features.py --manifest $M/speech_train.jsonl --out $P/speech_train
-$PY recipes/features.py --manifest $M/speech_dev.jsonl --out $P/speech_dev
-for s in train dev test; do $PY recipes/features.py --manifest $M/songs_$s.jsonl $VOC --out $P/songs_$s; done
+features() {  # features.py in shards, then the list of items
+  sharded $PY recipes/features.py "$@"
+  $PY recipes/features.py --out "${@: -1}" --finalize
+}
+features --manifest $M/speech_train.jsonl --out $P/speech_train
+features --manifest $M/speech_dev.jsonl --out $P/speech_dev
+for s in train dev test; do features --manifest $M/songs_$s.jsonl $VOC --out $P/songs_$s; done
 stage pretrain
 # 5. pretraining on speech (zero pitch/onset input)
 $PY recipes/train.py --train $P/speech_train --valid $P/speech_dev --out $R/pretrain --preset $PRESET \
-    --mode baseline --speech-per-batch 0 --epochs "$EPOCHS" --save-every-steps 50 $SEPTRAIN $TRAIN_FLAGS
+    --mode baseline --speech-per-batch 0 --epochs "$PRETRAIN_EPOCHS" $TRAIN $SEPTRAIN $TRAIN_FLAGS
 stage pitch_and_select
 # 6. the pitch model (pitch_onset_only), then the paper's data selection with it: the best global
 #    shift per song and a 50% framewise-error threshold. Synthetic labels are exact, so every song
 #    should be kept unshifted; the planted check on the dev songs shows the faults it catches.
 $PY recipes/train.py --train $P/songs_train $P/speech_train --valid $P/songs_dev --out $R/pitch_onset_only \
-    --preset $PRESET --mode pitch_onset_only --init-from $R/pretrain/best --epochs "$EPOCHS" --save-every-steps 50 $SEPTRAIN $TRAIN_FLAGS
+    --preset $PRESET --mode pitch_onset_only --init-from $R/pretrain/best --epochs "$EPOCHS" $TRAIN $SEPTRAIN $TRAIN_FLAGS
 $PY recipes/select_songs.py --manifest $M/songs_train.jsonl --bundle $R/pitch_onset_only/best $SEPFLAG \
     --threshold "$SELECT_THRESHOLD" --out $M/songs_train_selected.jsonl
 $PY recipes/select_songs.py --manifest $M/songs_dev.jsonl --bundle $R/pitch_onset_only/best $SEPFLAG \
     --threshold "$SELECT_THRESHOLD" --out $WORK/select_check/songs_dev.jsonl --plant 0.3
-$PY recipes/features.py --manifest $M/songs_train_selected.jsonl $VOC --out $P/songs_train_selected
+features --manifest $M/songs_train_selected.jsonl $VOC --out $P/songs_train_selected
 stage finetune
 # 7. fine-tuning the other modes on the selected songs + speech
 for mode in baseline oracle multitask; do
   $PY recipes/train.py --train $P/songs_train_selected $P/speech_train --valid $P/songs_dev --out $R/$mode \
-      --preset $PRESET --mode $mode --init-from $R/pretrain/best --epochs "$EPOCHS" --save-every-steps 50 $SEPTRAIN $TRAIN_FLAGS
+      --preset $PRESET --mode $mode --init-from $R/pretrain/best --epochs "$EPOCHS" $TRAIN $SEPTRAIN $TRAIN_FLAGS
 done
 stage evaluate
 # 8. evaluation on the held-out test songs (whole songs through the full pipeline)

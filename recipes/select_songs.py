@@ -2,13 +2,14 @@
 
 Usage:
     python recipes/select_songs.py --manifest m/dali.jsonl --bundle runs/pitch/best --out m/dali_selected.jsonl \
-        [--threshold 0.5] [--no-separation] [--report sel/report.jsonl]
+        [--threshold 0.5] [--no-separation | --vocals VOCALS_DIR] [--report sel/report.jsonl]
     # check the stage on a corpus with exact labels: corrupt 30% of the annotations first
     python recipes/select_songs.py --manifest m/songs_dev.jsonl --bundle runs/multitask/best --out /tmp/sel.jsonl \
         --plant 0.3 --no-separation
 
 For every song, the bundle's pitch model (CRNN-1 of a multitask or pitch_onset_only bundle)
-estimates framewise pitch over the whole song; the annotations are compared at each shift of
+estimates framewise pitch over the whole song (its vocals separated, read from recipes/separate.py's
+cache with --vocals, or the mixture with --no-separation); the annotations are compared at each shift of
 -12..+12 semitones; the best shift becomes the record's ``pitch_shift`` and songs whose framewise
 error (Eq. 10) at that shift exceeds --threshold are dropped. The kept records go to --out (a
 manifest); one line per song (shift, error, kept, errors at every shift) goes to the report
@@ -45,7 +46,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help="manifest of the kept songs (with pitch_shift set)")
     ap.add_argument("--threshold", type=float, default=0.5, help="largest framewise error kept (0.5)")
     ap.add_argument("--report", default=None, help="per-song JSONL (default: OUT.report.jsonl)")
-    ap.add_argument("--no-separation", action="store_true", help="mixture in both input channels")
+    recipe.add_separation_args(ap)
     ap.add_argument("--plant", type=float, default=0.0, help="corrupt this share of songs first")
     ap.add_argument("--seed", type=int, default=0, help="seed of --plant")
     args = ap.parse_args(argv)
@@ -60,7 +61,8 @@ def main(argv=None) -> int:
     if args.plant:
         records, planted = plant_faults(records, args.plant, args.seed)
     transcriber = Transcriber(
-        Bundle.load(args.bundle), TranscribeOptions(separation=not args.no_separation, keep_frames=False)
+        Bundle.load(args.bundle),
+        TranscribeOptions(separation=not args.no_separation, vocals_dir=args.vocals, keep_frames=False),
     )
     if not transcriber.model.cfg.has_pitch_onset:
         ap.error(f"{args.bundle}: this bundle has no pitch model (mode {transcriber.model.cfg.mode})")

@@ -4,10 +4,11 @@ Usage:
     python recipes/tune_lm.py --bundle runs/multitask/best --manifest m/dali_dev.jsonl --out eval/tune_lm.json
     python recipes/tune_lm.py --bundle B --prepared prep/dali_dev --out eval/tune_lm.json \
         [--lm LM_DIR] [--alphas 0 0.25 0.5 0.75 1 1.5] [--betas 0 0.5 1 1.85 3] [--beam 25] \
-        [--split valid] [--limit N] [--no-separation] [--save-bundle runs/multitask/tuned]
+        [--split valid] [--limit N] [--no-separation | --vocals VOCALS_DIR] [--save-bundle runs/multitask/tuned]
 
 The lyrics CRNN's CTC posteriors of the validation data are computed once (--manifest: whole songs
-or segments through the full pipeline, separation included, as `recipes/evaluate.py` runs them;
+or segments through the full pipeline, separation included (or read from recipes/separate.py's
+cache with --vocals), as `recipes/evaluate.py` runs them;
 --prepared: the stored features of `recipes/features.py`, as training's validation sees them),
 then beam search with the LM (the bundle's, or --lm) is run for every (alpha, beta) of the grid
 (`singalign.evaluate.tune_lm`, over `singalign.decode.tune_lm_weights`). Prints the WER table,
@@ -53,7 +54,10 @@ def run(args: argparse.Namespace) -> int:
     bundle = Bundle.load(args.bundle)
     decode = {"method": "beam", **({"lm_path": args.lm} if args.lm else {})}
     separation = bool(args.manifest) and not args.no_separation
-    tr = Transcriber(bundle, TranscribeOptions(keep_frames=False, separation=separation, decode=decode))
+    tr = Transcriber(
+        bundle,
+        TranscribeOptions(keep_frames=False, separation=separation, vocals_dir=args.vocals, decode=decode),
+    )
     options = tr.decode_options  # the bundle's decoding, with its LM resolved
     if not options.lm_path:
         raise SingalignError(f"{args.bundle}: the bundle carries no LM; give one with --lm DIR")

@@ -3,10 +3,11 @@
 Usage:
     python recipes/tune_notes.py --bundle runs/multitask/best --manifest m/dali_dev.jsonl --out eval/tune_notes.json
         [--thresholds 0.2 0.3 ... 0.9] [--min-frames 0 2 4 6 8 10 12 16] [--split valid] [--limit N]
-        [--no-separation] [--save-bundle runs/multitask/tuned]
+        [--no-separation | --vocals VOCALS_DIR] [--save-bundle runs/multitask/tuned]
 
 CRNN-1's pitch and onset posteriors of the validation songs are computed once, through the full
-pipeline (separation included, as `recipes/evaluate.py` runs them), then every (onset threshold,
+pipeline (separation included, or read from recipes/separate.py's cache with --vocals, as
+`recipes/evaluate.py` runs them), then every (onset threshold,
 minimum note length) of the grid decodes the notes (`singalign.decode.notes_from_posteriors`) and
 scores them with mir_eval (COn, COnP, COnPOff; mean over songs). The paper's decoding is threshold
 0.4 with no minimum length; a minimum length (in 16 ms feature frames) merges the short notes that
@@ -42,7 +43,10 @@ def main(argv=None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     bundle = Bundle.load(args.bundle)
-    tr = Transcriber(bundle, TranscribeOptions(keep_frames=False, separation=not args.no_separation))
+    tr = Transcriber(
+        bundle,
+        TranscribeOptions(keep_frames=False, separation=not args.no_separation, vocals_dir=args.vocals),
+    )
     records = [r for m in args.manifest for r in load_manifest(m) if args.split in (None, r.split)]
     items = manifest_note_posteriors(tr, records[: args.limit] if args.limit else records, not args.quiet)
     result = tune_notes(items, tr.decode_options, args.thresholds, args.min_frames, not args.quiet)

@@ -54,11 +54,25 @@ def run(name: str, fn: Callable[[argparse.Namespace], int], args: argparse.Names
         return 1
 
 
+def add_separation_args(ap: argparse.ArgumentParser) -> None:
+    """How the recipes that run whole songs through the pipeline get their vocals: the bundle's
+    separator (default), ``--no-separation`` (the mixture in both channels), or ``--vocals DIR``, the
+    cache ``recipes/separate.py`` wrote with the same separator (songs missing from it are separated)."""
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--no-separation", action="store_true", help="skip vocal separation (mixture twice)")
+    g.add_argument(
+        "--vocals",
+        default=None,
+        help="separated vocals cache (recipes/separate.py, made with this bundle's separator): "
+        "its songs are not separated again",
+    )
+
+
 def add_tuning_args(ap: argparse.ArgumentParser, tuned: str) -> None:
     """The options every decoder-tuning recipe (``tune_lm``, ``tune_notes``) shares: which validation
     records, separation, progress bars, and ``--save-bundle`` for a copy carrying the ``tuned`` values."""
     ap.add_argument("--split", default=None, help="keep only manifest records of this split")
     ap.add_argument("--limit", type=int, default=None, help="use at most N items")
-    ap.add_argument("--no-separation", action="store_true", help="manifest records: skip vocal separation")
+    add_separation_args(ap)
     ap.add_argument("--save-bundle", default=None, help=f"write a copy of the bundle with the best {tuned}")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")

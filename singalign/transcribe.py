@@ -41,6 +41,10 @@ class TranscribeOptions:
         decode: ``singalign.decode.DecodeOptions`` as a dict (empty: the bundle's, else greedy).
         device: "cpu" or "cuda".
         keep_frames: keep the framewise evidence in the result (for plots).
+        vocals_dir: a cache of separated vocals (``singalign.prepare.separate_files``, as
+            ``recipes/separate.py`` writes it) made with this bundle's separator: a song found there
+            is read from it instead of separated again (the features stage reads the same files).
+            Only with ``separation``; songs not in it are separated as usual.
     """
 
     separation: bool = True
@@ -51,6 +55,7 @@ class TranscribeOptions:
     decode: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     keep_frames: bool = True
+    vocals_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.overlap_frames % (2 * C.CTC_DOWNSAMPLE) or self.window_frames % C.CTC_DOWNSAMPLE:
@@ -71,7 +76,11 @@ class StageTimes:
 
 
 def load_vocals_and_mix(
-    path: str | os.PathLike[str], features, separator=None, times: StageTimes | None = None
+    path: str | os.PathLike[str],
+    features,
+    separator=None,
+    times: StageTimes | None = None,
+    vocals_file: str | os.PathLike[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """The input stage of the models: an audio file -> (vocals, mixture) and its duration in s.
 
@@ -82,17 +91,23 @@ def load_vocals_and_mix(
             the mixture then stands in for the vocals.
         times: if given, the seconds spent decoding and separating are added to its ``load`` and
             ``separation``.
+        vocals_file: the song's vocals, already separated (a ``separate_files`` cache entry): read
+            instead of running ``separator``; cut or padded with silence to the mixture's length.
     """
     from singalign.audio import check_not_silent, load_audio
 
     times = times if times is not None else StageTimes()
     t = time.perf_counter()
     sr = features.sample_rate
-    if separator is None:
+    if separator is None or vocals_file is not None:
         mix = load_audio(path, sr)
         check_not_silent(mix, path)
+        vocals = mix
+        if vocals_file is not None:
+            vocals = load_audio(vocals_file, sr)[: len(mix)]
+            vocals = np.pad(vocals, (0, len(mix) - len(vocals)))
         times.load += time.perf_counter() - t
-        return mix, mix, len(mix) / sr
+        return vocals, mix, len(mix) / sr
     import soxr
 
     sep_sr = separator.cfg.sample_rate
@@ -144,7 +159,13 @@ class Transcriber:
     # -- stages --------------------------------------------------------------------------------
     def load_inputs(self, path: str) -> tuple[np.ndarray, np.ndarray, float]:
         """(vocals, mixture) at the feature rate, mono, and the duration in seconds."""
-        return load_vocals_and_mix(path, self.features, self.separator, self.times)
+        cached = None
+        if self.separator is not None and self.options.vocals_dir:
+            from singalign.prepare import vocals_path
+
+            cached = vocals_path(self.options.vocals_dir, str(path))
+            cached = cached if cached.exists() else None
+        return load_vocals_and_mix(path, self.features, self.separator, self.times, cached)
 
     def run_model(
         self, feats: np.ndarray, progress: Callable[[int], None] | None = None

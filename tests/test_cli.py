@@ -195,3 +195,44 @@ def test_recipe_errors_are_one_line_and_exit_1(capsys):
     assert capsys.readouterr().err == "demo_recipe: error: x.wav: not an audio file\n"
     assert recipe.run("demo_recipe", lambda a: 0, None) == 0
     assert recipe.parser("Title line.\n\nUsage: x").description == "Title line."
+
+
+def test_vocals_cache_is_read_instead_of_separating(tmp_path, bundle):
+    """TranscribeOptions.vocals_dir: a song in the cache (recipes/separate.py's layout) is read from it,
+    cut or padded to the mixture's length, and the separator is not run; a song not in it is separated."""
+    from dataclasses import dataclass
+
+    from singalign.bundle import Bundle
+    from singalign.prepare import vocals_path
+    from singalign.transcribe import TranscribeOptions, Transcriber
+
+    @dataclass
+    class _Cfg:
+        sample_rate: int = 16000
+
+    class _Separator:  # halves the mixture, and counts its calls
+        cfg = _Cfg()
+        calls = 0
+
+        def __call__(self, stereo):
+            self.calls += 1
+            return 0.5 * stereo
+
+    cached_song = _song(tmp_path / "cached.wav", seconds=1.0, sr=16000)
+    other_song = _song(tmp_path / "other.wav", seconds=1.0, sr=16000)
+    cache = tmp_path / "vocals"
+    cache.mkdir()
+    sf.write(vocals_path(cache, str(cached_song)), np.full(12000, 0.25), 16000)  # 0.75 s of a constant
+    bundle = Bundle.load(bundle)
+    tr = Transcriber(bundle, TranscribeOptions(separation=False, vocals_dir=str(cache)))
+    tr.separator = sep = _Separator()
+    vocals, mix, seconds = tr.load_inputs(str(cached_song))
+    assert sep.calls == 0 and seconds == 1.0 and len(vocals) == len(mix) == 16000
+    assert np.allclose(vocals[:12000], 0.25, atol=1e-4) and not vocals[12000:].any()  # padded with silence
+    vocals, mix, _ = tr.load_inputs(str(other_song))
+    assert sep.calls == 1 and np.allclose(vocals, 0.5 * mix, atol=1e-3)
+    # without the cache option the separator runs even for the cached song
+    tr = Transcriber(bundle, TranscribeOptions(separation=False))
+    tr.separator = sep = _Separator()
+    tr.load_inputs(str(cached_song))
+    assert sep.calls == 1
