@@ -102,13 +102,15 @@ fi
 SEPFLAG=$([ "$SEPARATOR" = train ] && echo "--vocals $WORK/vocals" || echo --no-separation)
 stage features
 # 4. features and frame targets (songs cut between words)
-features() {  # features.py in shards, then the list of items
-  sharded $PY recipes/features.py "$@"
-  $PY recipes/features.py --out "${@: -1}" --finalize
+features() {  # features OUT ARGS...: features.py in shards into OUT, then the list of its items
+  local out=$1
+  shift
+  sharded $PY recipes/features.py --out "$out" "$@"
+  $PY recipes/features.py --out "$out" --finalize
 }
-features --manifest $M/speech_train.jsonl --out $P/speech_train
-features --manifest $M/speech_dev.jsonl --out $P/speech_dev
-for s in train dev test; do features --manifest $M/songs_$s.jsonl $VOC --out $P/songs_$s; done
+features $P/speech_train --manifest $M/speech_train.jsonl
+features $P/speech_dev --manifest $M/speech_dev.jsonl
+for s in train dev test; do features $P/songs_$s --manifest $M/songs_$s.jsonl $VOC; done
 stage pretrain
 # 5. pretraining on speech (zero pitch/onset input)
 $PY recipes/train.py --train $P/speech_train --valid $P/speech_dev --out $R/pretrain --preset $PRESET \
@@ -123,7 +125,7 @@ $PY recipes/select_songs.py --manifest $M/songs_train.jsonl --bundle $R/pitch_on
     --threshold "$SELECT_THRESHOLD" --out $M/songs_train_selected.jsonl
 $PY recipes/select_songs.py --manifest $M/songs_dev.jsonl --bundle $R/pitch_onset_only/best $SEPFLAG \
     --threshold "$SELECT_THRESHOLD" --out $WORK/select_check/songs_dev.jsonl --plant 0.3
-features --manifest $M/songs_train_selected.jsonl $VOC --out $P/songs_train_selected
+features $P/songs_train_selected --manifest $M/songs_train_selected.jsonl $VOC
 stage finetune
 # 7. fine-tuning the other modes on the selected songs + speech
 for mode in baseline oracle multitask; do
