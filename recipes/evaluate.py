@@ -22,7 +22,10 @@ Table 1; lyrics only (no note scores, no alignment), on segments rather than who
 --withhold-notes (with --prepared) is an ablation: the lyrics CRNN gets zeros in place of its
 pitch/onset input, so the difference to the normal score shows how much a model uses its notes;
 --true-notes (with --prepared, multitask bundles) gives it the true notes instead of CRNN-1's
-estimates, so the difference shows what better notes would be worth to its lyrics.
+estimates, so the difference shows what better notes would be worth to its lyrics. --limit N scores
+the first N items only: e.g. a sample of the training items, to see how well a model fits what it
+trained on (if it scores about as badly there as on the test items, more data will not help much;
+more capacity or more steps will).
 """
 
 import json
@@ -51,7 +54,12 @@ def main(argv=None) -> int:
     ap.add_argument("--greedy", action="store_true")
     ap.add_argument("--lm", default=None, help="LM folder or file for beam search")
     recipe.add_separation_args(ap)
-    ap.add_argument("--limit", type=int, default=None, help="evaluate at most N records")
+    ap.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="evaluate at most N records (with --prepared: the first N items with text)",
+    )
     ap.add_argument(
         "--also",
         nargs="*",
@@ -87,14 +95,16 @@ def main(argv=None) -> int:
     decode = (
         {"method": "greedy"} if args.greedy else ({"method": "beam", "lm_path": args.lm} if args.lm else {})
     )
+    if args.limit is not None and args.limit < 1:
+        ap.error(f"--limit must be at least 1, not {args.limit}")
     if args.prepared:
-        if args.align or args.split or args.limit:
-            ap.error("--align, --split and --limit go with --manifest")
+        if args.align or args.split:
+            ap.error("--align and --split go with --manifest")
         return recipe.run("evaluate", lambda a: _prepared(a, labels, decode), args)
     records = [
         r for m in args.manifest for r in load_manifest(m) if args.split is None or r.split == args.split
     ]
-    records = records[: args.limit] if args.limit else records
+    records = records[: args.limit] if args.limit is not None else records
     options = replace(
         TranscribeOptions(keep_frames=False),
         separation=not args.no_separation,
@@ -147,6 +157,7 @@ def _prepared(args, labels: list[str], decode: dict) -> int:
             _decoders(args),
             withhold_notes=args.withhold_notes,
             true_notes=args.true_notes,
+            limit=args.limit,
         )
         keys = ("decoding", "wer", "cer", "decoders", "pitch_frame_error")
         print(label, json.dumps({k: summaries[label][k] for k in keys if k in summaries[label]}))

@@ -190,6 +190,7 @@ def evaluate_prepared(
     progress: bool = True,
     withhold_notes: bool = False,
     true_notes: bool = False,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """Score a lyrics bundle on prepared items (``recipes/features.py``): any mode, oracle included.
 
@@ -211,6 +212,9 @@ def evaluate_prepared(
         true_notes: for a multitask model, the other ablation: its lyrics CRNN gets the items' true
             notes (one-hot pitch and onsets, as oracle mode feeds them) in place of CRNN-1's
             estimates. The difference shows what better notes would be worth to its lyrics.
+        limit: score only the first ``limit`` items with text, in the folders' order (e.g. a sample
+            of a large training set, to compare how well the model fits what it trained on with what
+            it has not heard).
 
     Returns:
         The summary: ``wer``, ``cer`` and the edit counts over all items, ``decoders``, and
@@ -240,6 +244,10 @@ def evaluate_prepared(
     }
     data = PreparedSet.load(list(folders))
     keep = [i for i, e in enumerate(data.entries) if e.get("has_text", True) and e.get("text", "").strip()]
+    if limit is not None:
+        if limit < 1:
+            raise SingalignError(f"limit must be at least 1, not {limit}")
+        keep = keep[:limit]
     model = bundle.build_model().eval()
     if true_notes:  # the lyrics CRNN's input as oracle mode builds it (CRNN-1 still runs, for its error)
         model.cfg = dataclasses.replace(model.cfg, mode="oracle")

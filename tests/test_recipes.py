@@ -122,6 +122,12 @@ def test_chain_on_tiny_synthetic_corpora(tmp_path):
     assert paired["versus"] == "a" and paired["n_items"] == prep_a["n_items"]
     assert paired["wer"] == {"diff": 0.0, "low": 0.0, "high": 0.0, "p_b_not_better": 1.0}
     assert "Table 1b. Differences to a" in (w / "eval_prep/tables.txt").read_text()
+    # --limit with --prepared: the first item only (e.g. a sample of the training items)
+    _run("recipes/evaluate.py", "--prepared", str(w / "prep"), "--bundle", str(w / "run/best"), "--greedy",
+         "--limit", "1", "--out", str(w / "eval_one"))  # fmt: skip
+    one = [json.loads(x) for x in (w / "eval_one/hypotheses.jsonl").read_text().splitlines()]
+    first = json.loads((w / "eval_prep/a/hypotheses.jsonl").read_text().splitlines()[0])
+    assert [r["id"] for r in one] == [first["id"]] and one[0]["hypothesis"] == first["hypothesis"]
     # the notes-input ablation runs through the recipe, and only on prepared items
     _run("recipes/evaluate.py", "--prepared", str(w / "prep"), "--bundle", str(w / "run/best"), "--greedy",
          "--withhold-notes", "--out", str(w / "eval_withheld"))  # fmt: skip
@@ -133,6 +139,10 @@ def test_chain_on_tiny_synthetic_corpora(tmp_path):
                           str(w / "run/best"), "--withhold-notes", "--out", str(w / "x")],
                          capture_output=True, text=True, cwd=ROOT)  # fmt: skip
     assert bad.returncode == 2 and "--withhold-notes needs --prepared" in bad.stderr
+    bad = subprocess.run([sys.executable, "recipes/evaluate.py", "--prepared", str(w / "prep"), "--bundle",
+                          str(w / "run/best"), "--limit", "0", "--out", str(w / "x")],
+                         capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert bad.returncode == 2 and "--limit must be at least 1, not 0" in bad.stderr
     # the note decoding tuned on the songs, saved into a copy of the bundle that transcribes with it
     out = _run("recipes/tune_notes.py", "--bundle", str(w / "run/best"), "--manifest", str(w / "m/songs.jsonl"),
                "--no-separation", "--thresholds", "0.3", "0.6", "--min-frames", "0", "4", "--out", str(w / "notes.json"),

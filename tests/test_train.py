@@ -62,6 +62,15 @@ def test_tiny_model_overfits_two_utterances(tmp_path):
     assert summary["decoders"]["beam"] == {"wer": 0.0, "cer": 0.0} and summary["decoding"] == "greedy"
     rows = [json.loads(x) for x in (tmp_path / "eval/hypotheses.jsonl").read_text().splitlines()]
     assert [(r["hypothesis"], r["hypothesis_beam"]) for r in rows] == [(t["text"], t["text"]) for t in TWO]
+    # --limit: only the first item is scored, and its file says so
+    first = evaluate_prepared(
+        bundle, [data], tmp_path / "eval1", {"method": "greedy"}, progress=False, limit=1
+    )
+    assert (first["n_items"], first["n_ref_words"]) == (1, len(TWO[0]["text"].split()))
+    rows = [json.loads(x) for x in (tmp_path / "eval1/hypotheses.jsonl").read_text().splitlines()]
+    assert [r["hypothesis"] for r in rows] == [TWO[0]["text"]]
+    with pytest.raises(SingalignError, match="limit must be at least 1"):
+        evaluate_prepared(bundle, [data], tmp_path / "eval0", progress=False, limit=0)
 
 
 def test_evaluate_prepared_scores_oracle_models_with_the_true_notes(tmp_path):
