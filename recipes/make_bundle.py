@@ -21,7 +21,8 @@ everything from the bundle.
 --carry OLD takes from the bundle OLD its separator and LM (their files and settings) and its
 decoding settings with the records of how they were tuned (``decode``, ``lm_tuning``,
 ``notes_tuning``), for weights trained further from OLD; ``carried_from`` in bundle.json names OLD
-and its weights' SHA-256, and says that the settings were tuned for those weights. Features and
+and its weights' SHA-256, and says that the settings were tuned for those weights (tune_lm.py and
+tune_notes.py --save-bundle list what they re-tune for the new weights under 'retuned'). Features and
 vocabulary must match OLD's. --separator and --lm, when given too, replace what was carried. An
 audio-text head is never carried: it was trained on OLD's encoder.
 """
@@ -88,7 +89,8 @@ def carry(bundle: Bundle, old: Bundle) -> dict[str, Path]:
         "model_sha256": old.config["files"][WEIGHTS_FILE],
         "keys": [k for k in CARRIED if k in old.config],
         "note": "separator, LM and decoding settings taken from that bundle; the decoding settings "
-        "were tuned for its weights, not re-tuned for these",
+        "were tuned for its weights, except those listed under 'retuned' (tuned for these weights "
+        "afterwards by tune_lm.py or tune_notes.py)",
     }
     bundle.config.pop("decode_note", None)
     return {

@@ -92,9 +92,14 @@ class Bundle:
         self, path: str | os.PathLike[str], decode: dict[str, Any], name: str, tuning: dict
     ) -> Path:
         """Save a copy that decodes with ``decode`` (its ``decode`` entry) and records how those values
-        were found as ``config[name]`` (e.g. ``lm_tuning``); the copy is loaded back to verify it."""
+        were found as ``config[name]`` (e.g. ``lm_tuning``); the copy is loaded back to verify it.
+        A bundle whose settings were carried from another (``make_bundle.py --carry``) lists ``name``
+        under ``carried_from["retuned"]``: those values were tuned for its own weights."""
         self.config["decode"] = decode
         self.config[name] = tuning
+        carried = self.config.get("carried_from")
+        if carried is not None:
+            carried["retuned"] = sorted({*carried.get("retuned", []), name})
         out = self.save(path)
         Bundle.load(out)
         return out

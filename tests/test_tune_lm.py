@@ -221,6 +221,16 @@ def test_make_bundle_carries_separator_lm_and_decoding_from_an_older_bundle(tmp_
     carried = new.config["carried_from"]
     assert carried["model_sha256"] == old.config["files"]["model.safetensors"]
     assert carried["keys"] == ["separator", "lm", "decode", "lm_tuning"] and "notes_tuning" not in new.config
+    assert "retuned" not in carried
+    # re-tuning the carried bundle's decoding records which settings are now its own
+    new.save_tuned(
+        tmp_path / "tuned", {**new.config["decode"], "beta": 3.0}, "lm_tuning", {"best": {"beta": 3.0}}
+    )
+    new.save_tuned(tmp_path / "tuned", new.config["decode"], "notes_tuning", {"best": {}})
+    tuned = Bundle.load(tmp_path / "tuned")
+    assert tuned.config["carried_from"]["retuned"] == ["lm_tuning", "notes_tuning"]
+    assert tuned.config["decode"]["beta"] == 3.0 and tuned.config["carried_from"]["keys"] == carried["keys"]
+    assert "retuned" not in old.config.get("carried_from", {})
     # weights whose features differ from the old bundle's cannot take its settings
     other = json.loads((new_src / "bundle.json").read_text())
     other["features"]["top_db"] = 60.0
