@@ -104,7 +104,7 @@ def main(argv=None) -> int:
     records = [
         r for m in args.manifest for r in load_manifest(m) if args.split is None or r.split == args.split
     ]
-    records = records[: args.limit] if args.limit is not None else records
+    records = records[: args.limit]  # None: all
     options = replace(
         TranscribeOptions(keep_frames=False),
         separation=not args.no_separation,
