@@ -2,7 +2,7 @@
 
 Usage:
     python recipes/train.py --train PREP [PREP ...] --valid PREP --out RUN \
-        [--preset paper|small] [--mode baseline|oracle|multitask|pitch_onset_only] \
+        [--preset paper|medium|small] [--mode baseline|oracle|multitask|pitch_onset_only] \
         [--init-from BUNDLE] [--epochs 100] [--max-steps N] [--batch-size 16] [--speech-per-batch 4] \
         [--lr 5e-4] [--warmup-steps 100] [--lr-decay constant|cosine] [--lr-final 0.1] [--patience 10] \
         [--seed 0] [--separator-bundle BUNDLE | --separator SEP_DIR] [--cpu-bf16] [--compile]
@@ -41,9 +41,15 @@ def main(argv=None) -> int:
     ap.add_argument("--train", nargs="+", help="prepared training folders")
     ap.add_argument("--valid", nargs="*", default=None, help="prepared validation folders")
     ap.add_argument("--out", help="run folder (checkpoints, history, best bundle)")
-    ap.add_argument("--preset", default=None, help="model size preset: paper or small")
+    ap.add_argument(
+        "--preset", default=None, help="model size preset: paper, medium or small (see the README)"
+    )
     ap.add_argument("--mode", default=None, help="baseline | oracle | multitask | pitch_onset_only")
-    ap.add_argument("--init-from", default=None, help="bundle whose matching weights initialize the model")
+    ap.add_argument(
+        "--init-from",
+        default=None,
+        help="bundle whose weights start the model: same-shaped tensors copied, narrower BiLSTMs widened",
+    )
     ap.add_argument(
         "--separator-bundle",
         default=None,

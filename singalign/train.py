@@ -595,15 +595,23 @@ class EpochLoop:
 # ----------------------------------------------------------------------------- fit
 
 
-def _load_init_weights(model, bundle_dir: str) -> None:
+def _load_init_weights(model, bundle_dir: str) -> tuple[int, int]:
+    """Start ``model`` from a bundle's weights: tensors of the same name and shape are copied, the
+    RNN blocks of a narrower model are embedded in wider ones (``models.blocks.widen_rnn_state``),
+    the rest keeps its initialization. Returns the numbers of tensors copied and widened."""
     from singalign.bundle import Bundle
+    from singalign.models.blocks import widen_rnn_state
 
     state = Bundle.load(bundle_dir).state_dict()
     own = model.state_dict()
     matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    widened = {k: v for k, v in widen_rnn_state(state, own).items() if k not in matched}
     own.update(matched)
+    own.update(widened)
     model.load_state_dict(own)
-    log.info("initialized %d/%d tensors from %s", len(matched), len(own), bundle_dir)
+    n, w = len(matched), len(widened)
+    log.info("initialized %d/%d tensors from %s (%d copied, %d widened)", n + w, len(own), bundle_dir, n, w)
+    return n, w
 
 
 def fit(cfg: TrainConfig, stop_after_steps: int | None = None, progress: bool = True) -> FitResult:

@@ -114,3 +114,71 @@ class RNNBlock(nn.Module):
         bwd = bwd.gather(1, rev[..., None].expand_as(bwd))
         out = torch.cat([fwd, bwd], dim=-1) * (steps < lengths[:, None])[..., None].to(x.dtype)
         return self.dropout(out)
+
+
+_LSTM_KEYS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+
+
+def _embed_columns(new: torch.Tensor, old: torch.Tensor, h_new: int, h_old: int) -> None:
+    """Copy ``old``'s last axis into ``new``'s in place: directly when the sizes agree, else as two
+    directions (forward units then backward units) of ``h_old`` into ``h_new`` each."""
+    if old.shape[-1] == new.shape[-1]:
+        new[..., :] = old
+    else:
+        for d in range(2):
+            new[..., d * h_new : d * h_new + h_old] = old[..., d * h_old : (d + 1) * h_old]
+
+
+def widen_rnn_state(old: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Trained weights of narrower RNN blocks embedded in wider ones (Net2Net-style widening).
+
+    For every :class:`RNNBlock` present in both state dicts whose hidden size grew (``old`` is a
+    trained model's, ``new`` the freshly initialized wider model's), the old units become the first
+    units of each gate and direction: their input, recurrent and bias weights are the old ones and
+    the weights from any new input or hidden unit into them are zero, so they compute what they
+    computed before as long as their inputs are the same. The new units keep ``new``'s random
+    initialization. That holds exactly for a first block whose input (the CNN features) did not
+    change; a later block's input is the wider block before it, whose layer norm now also sees the
+    new units, so it starts close to, not at, the old function. The linear layer after the last
+    block of a network (``<net>.fc``) gets the old output weights for the old units and zeros for
+    the new ones. Blocks that are new (a deeper stack) or changed otherwise are left alone.
+
+    Returns only the tensors it widened (copies of ``new``'s, filled in).
+    """
+    out: dict[str, torch.Tensor] = {}
+    widened: dict[str, tuple[int, int]] = {}  # network prefix -> (h_old, h_new) of its last widened block
+    for key in sorted(new):
+        if not key.endswith("lstm.weight_hh_l0") or key not in old:
+            continue
+        p = key[: -len("lstm.weight_hh_l0")]
+        h_old, h_new = old[key].shape[1], new[key].shape[1]
+        in_old, in_new = old[p + "lstm.weight_ih_l0"].shape[1], new[p + "lstm.weight_ih_l0"].shape[1]
+        if h_old >= h_new or not (in_old == in_new or (in_old, in_new) == (2 * h_old, 2 * h_new)):
+            continue
+        for suffix in ("", "_reverse"):
+            for name in _LSTM_KEYS:
+                k = f"{p}lstm.{name}{suffix}"
+                w_old, w = old[k], new[k].clone()
+                w4, o4 = w.view(4, h_new, *w.shape[1:]), w_old.view(4, h_old, *w_old.shape[1:])
+                if name.startswith("bias"):
+                    w4[:, :h_old] = o4
+                else:
+                    w4[:, :h_old] = 0.0
+                    _embed_columns(w4[:, :h_old], o4, h_new, h_old)
+                out[k] = w
+        for name in ("norm.weight", "norm.bias"):
+            w = new[p + name].clone()
+            _embed_columns(w, old[p + name], h_new, h_old)
+            out[p + name] = w
+        net = p.split(".")[0] + "."
+        widened[net] = (h_old, h_new)
+    for net, (h_old, h_new) in widened.items():
+        k = net + "fc.weight"
+        deeper = any(n.startswith(net) and n.endswith("lstm.weight_hh_l0") and n not in old for n in new)
+        fits = k in old and k in new and (old[k].shape[1], new[k].shape[1]) == (2 * h_old, 2 * h_new)
+        if fits and not deeper:
+            w = torch.zeros_like(new[k])
+            _embed_columns(w, old[k], h_new, h_old)
+            out[k] = w
+            out[net + "fc.bias"] = old[net + "fc.bias"].clone()
+    return out

@@ -84,6 +84,18 @@ PRESETS: dict[str, ModelConfig] = {
         ly_rnn_hidden=192,
         ly_rnn_layers=2,
     ),
+    # `small` with a wider and deeper lyrics BiLSTM (288 x 3 instead of 192 x 2): about 5.9 M
+    # parameters (23.7 MB), the widest that fits a 50 MB bundle beside the separator, LM and heads.
+    # The CNNs and CRNN-1 are `small`'s, so `--init-from` a `small` bundle copies them and embeds
+    # its two BiLSTM blocks in the first two (models.blocks.widen_rnn_state).
+    "medium": ModelConfig(
+        preset="medium",
+        po_channels=(32, 16, 16, 16, 16, 1),
+        po_rnn_hidden=96,
+        ly_channels=(32, 16, 16, 16, 16, 8),
+        ly_rnn_hidden=288,
+        ly_rnn_layers=3,
+    ),
     # For tests only.
     "tiny": ModelConfig(
         preset="tiny",
