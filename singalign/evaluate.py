@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -609,6 +610,110 @@ def paired_comparisons(
             )
         out[label] = entry
     return out
+
+
+def _attribute(record: dict[str, Any], path: str) -> list[Any]:
+    """The values at a dotted ``path`` of a metadata record (a list value gives each of its items)."""
+    v: Any = record
+    for part in path.split("."):
+        if not isinstance(v, dict) or part not in v:
+            return []
+        v = v[part]
+    return list(v) if isinstance(v, list) else [v]
+
+
+def _group_label(value: Any, width: float | None) -> Any:
+    if width is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    low = math.floor(value / width) * width
+    return (low, low + width)
+
+
+def _group_order(group: Any) -> tuple[int, Any]:
+    if isinstance(group, tuple):
+        return (0, group)
+    return (1, group) if isinstance(group, (int, float)) else (2, str(group))
+
+
+def breakdown(
+    evaluations: dict[str, list[dict[str, Any]]],
+    metadata: dict[str, dict[str, Any]],
+    key: str,
+    width: float | None = None,
+) -> list[dict[str, Any]]:
+    """WER and CER of evaluations grouped by an attribute of the scored songs.
+
+    Which songs are hard: e.g. by voice type, style or vocal-to-accompaniment level of synthetic
+    songs (``singalign synth``'s metadata.jsonl), or any JSONL of songs with an ``id``.
+
+    Args:
+        evaluations: label -> the rows of an evaluation's ``hypotheses.jsonl`` (whole songs, whose id
+            is the song's, or prepared segments ``<song id>/segNNN``). Rows without error counts
+            (no reference text) are left out.
+        metadata: song id -> its record.
+        key: a dotted path into the records, e.g. ``voice.type`` or ``mix.vocal_to_accompaniment_db``.
+            A song whose value is a list (e.g. ``tags``) counts in the group of each item; songs
+            without the attribute are left out.
+        width: numbers fall into bins ``[k * width, (k + 1) * width)``; None groups equal values.
+
+    Returns:
+        one row per group, sorted by group: ``{"group", "n_songs", "n_items", "n_ref_words", and per
+        label "<label>": {"wer", "cer"}}``; rates are pooled over the group's items (errors / reference
+        length, as the totals are). The counts are those of the first label's rows.
+    """
+    groups: dict[Any, dict[str, Any]] = {}
+    for n, (label, rows) in enumerate(evaluations.items()):
+        for r in rows:
+            if "word_errors" not in r or "char_errors" not in r:
+                continue
+            song = str(r["id"]).split("/")[0]
+            for value in _attribute(metadata.get(song, {}), key):
+                g = groups.setdefault(_group_label(value, width), {"songs": set(), "counts": {}})
+                c = g["counts"].setdefault(label, [0, 0, 0, 0, 0])
+                c[0] += r["word_errors"]
+                c[1] += r["n_ref_words"]
+                c[2] += r["char_errors"]
+                c[3] += r["n_ref_chars"]
+                c[4] += 1
+                if n == 0:
+                    g["songs"].add(song)
+    first = next(iter(evaluations), None)
+    out = []
+    for group in sorted(groups, key=_group_order):
+        g = groups[group]
+        c0 = g["counts"].get(first, [0, 0, 0, 0, 0])
+        row: dict[str, Any] = {
+            "group": group,
+            "n_songs": len(g["songs"]),
+            "n_items": c0[4],
+            "n_ref_words": c0[1],
+        }
+        for label, c in g["counts"].items():
+            row[label] = {"wer": c[0] / c[1] if c[1] else None, "cer": c[2] / c[3] if c[3] else None}
+        out.append(row)
+    return out
+
+
+def breakdown_table(key: str, rows: list[dict[str, Any]], labels: list[str]) -> str:
+    """``breakdown``'s rows as a text table: WER and CER (%) per label."""
+
+    def name(group: Any) -> str:
+        return f"[{group[0]:g}, {group[1]:g})" if isinstance(group, tuple) else str(group)
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.1f}"
+
+    head = f"{key:<24} {'songs':>5} {'items':>5} {'words':>6}" + "".join(
+        f" {label[:14] + ' WER':>19} {'CER':>6}" for label in labels
+    )
+    lines = [head]
+    for r in rows:
+        line = f"{name(r['group']):<24} {r['n_songs']:>5} {r['n_items']:>5} {r['n_ref_words']:>6}"
+        for label in labels:
+            m = r.get(label, {"wer": None, "cer": None})
+            line += f" {pct(m['wer']):>19} {pct(m['cer']):>6}"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def tables(summaries: dict[str, dict[str, Any]], paired: dict[str, dict[str, Any]] | None = None) -> str:

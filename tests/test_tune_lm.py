@@ -7,12 +7,11 @@ best LM weight is above 0, and alpha = beta = 0 decodes exactly like beam search
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
 import pytest
-from conftest import ROOT, make_prepared
+from conftest import load_recipe, make_prepared
 
 from singalign import decode
 from singalign.bundle import Bundle, init_bundle, sha256_file
@@ -122,16 +121,9 @@ def test_tune_lm_reports_baselines_and_tuned_options(tiny_lm):
         tune_lm([], opts, (0.0,), (0.0,))
 
 
-def _recipe(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "recipes" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_make_bundle_ships_a_compact_lm_with_checksums(tmp_path, tiny_lm, capsys):
     src = init_bundle(tmp_path / "b", preset="tiny")
-    make_bundle = _recipe("make_bundle")
+    make_bundle = load_recipe("make_bundle")
     assert make_bundle.main(["--from", str(src), "--out", str(tmp_path / "rel"), "--lm", str(tiny_lm)]) == 0
     rel = Bundle.load(tmp_path / "rel")
     shipped = sorted(p.relative_to(rel.path).as_posix() for p in rel.path.rglob("*") if p.is_file())
@@ -188,7 +180,7 @@ def test_make_bundle_ships_a_compact_lm_with_checksums(tmp_path, tiny_lm, capsys
 
 
 def test_make_bundle_carries_separator_lm_and_decoding_from_an_older_bundle(tmp_path, tiny_lm, capsys):
-    make_bundle = _recipe("make_bundle")
+    make_bundle = load_recipe("make_bundle")
     old_src = init_bundle(tmp_path / "old_src", preset="tiny", seed=0)
     assert (
         make_bundle.main(["--from", str(old_src), "--out", str(tmp_path / "old"), "--lm", str(tiny_lm)]) == 0
@@ -245,10 +237,10 @@ def test_make_bundle_carries_separator_lm_and_decoding_from_an_older_bundle(tmp_
     assert "features differ" in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
-def test_tune_lm_recipe(tmp_path, tiny_lm, monkeypatch, capsys):
+def test_tune_lmload_recipe(tmp_path, tiny_lm, monkeypatch, capsys):
     src = init_bundle(tmp_path / "b", preset="tiny")
     assert (
-        _recipe("make_bundle").main(
+        load_recipe("make_bundle").main(
             ["--from", str(src), "--out", str(tmp_path / "rel"), "--lm", str(tiny_lm)]
         )
         == 0
@@ -256,7 +248,7 @@ def test_tune_lm_recipe(tmp_path, tiny_lm, monkeypatch, capsys):
     prep = make_prepared(
         tmp_path / "prep", [{"id": f"p{i}", "text": t, "n_frames": 120} for i, t in enumerate(CORPUS[:2])]
     )
-    tune = _recipe("tune_lm")
+    tune = load_recipe("tune_lm")
     # 1. real posteriors of an untrained tiny model over prepared features: the whole path runs
     out = tmp_path / "tune.json"
     args = [
