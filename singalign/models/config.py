@@ -72,32 +72,27 @@ class ModelConfig:
         return cls(**d)
 
 
+# The paper's architecture, narrower: about 2 M parameters, for CPU training.
+_SMALL = ModelConfig(
+    preset="small",
+    po_channels=(32, 16, 16, 16, 16, 1),
+    po_rnn_hidden=96,
+    ly_channels=(32, 16, 16, 16, 16, 8),
+    ly_rnn_hidden=192,
+    ly_rnn_layers=2,
+)
+
 PRESETS: dict[str, ModelConfig] = {
     # Sections 3.1 and 4.1.2 of the paper: about 18 M parameters.
     "paper": ModelConfig(),
-    # The same architecture, narrower: about 2 M parameters, for CPU training.
-    "small": ModelConfig(
-        preset="small",
-        po_channels=(32, 16, 16, 16, 16, 1),
-        po_rnn_hidden=96,
-        ly_channels=(32, 16, 16, 16, 16, 8),
-        ly_rnn_hidden=192,
-        ly_rnn_layers=2,
-    ),
+    "small": _SMALL,
     # `small` with a wider lyrics BiLSTM (384 x 2 instead of 192 x 2): about 6.3 M parameters
     # (25.4 MB), about the widest that fits a 50 MB bundle beside the separator, LM and heads. The
     # CNNs and CRNN-1 are `small`'s and the depth is kept, so `--init-from` a trained `small` bundle
     # copies them and embeds its BiLSTM blocks and output layer (models.blocks.widen_rnn_state): the
     # run starts where `small` stands (greedy WER 72.3% on 60 synthetic dev segments, as `small`),
     # where a deeper stack (288 x 3) starts from a random top block at 100%.
-    "medium": ModelConfig(
-        preset="medium",
-        po_channels=(32, 16, 16, 16, 16, 1),
-        po_rnn_hidden=96,
-        ly_channels=(32, 16, 16, 16, 16, 8),
-        ly_rnn_hidden=384,
-        ly_rnn_layers=2,
-    ),
+    "medium": replace(_SMALL, preset="medium", ly_rnn_hidden=384),
     # For tests only.
     "tiny": ModelConfig(
         preset="tiny",
