@@ -139,9 +139,10 @@ def widen_rnn_state(old: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) 
     computed before as long as their inputs are the same. The new units keep ``new``'s random
     initialization. That holds exactly for a first block whose input (the CNN features) did not
     change; a later block's input is the wider block before it, whose layer norm now also sees the
-    new units, so it starts close to, not at, the old function. The linear layer after the last
-    block of a network (``<net>.fc``) gets the old output weights for the old units and zeros for
-    the new ones. Blocks that are new (a deeper stack) or changed otherwise are left alone.
+    new units, so it starts close to, not at, the old function. When the stack kept its depth, the
+    linear layer after its last block (``<net>.fc``) gets the old output weights for the old units
+    and zeros for the new ones. A deeper stack's new blocks and its output layer, and blocks that
+    changed otherwise, keep their initialization.
 
     Returns only the tensors it widened (copies of ``new``'s, filled in).
     """
