@@ -63,9 +63,7 @@ def main(argv=None) -> int:
         if not rows:
             print(f"warning: no scored song has the attribute {key!r}", file=sys.stderr)
         texts.append(breakdown_table(key, rows, labels))
-        results[key] = [
-            {**r, "group": list(r["group"]) if isinstance(r["group"], tuple) else r["group"]} for r in rows
-        ]
+        results[key] = rows  # bins (tuples) are written as JSON arrays
     text = "\n\n".join(texts)
     print(text)
     if args.out:
