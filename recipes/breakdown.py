@@ -1,4 +1,4 @@
-"""WER and CER of evaluations broken down by song attributes: which songs are hard.
+r"""WER and CER of evaluations broken down by song attributes: which songs are hard.
 
 Usage:
     python recipes/breakdown.py --eval eval/test/small eval/test/medium --metadata songs_test/metadata.jsonl \

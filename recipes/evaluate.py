@@ -1,4 +1,4 @@
-"""Evaluate bundles on a manifest (whole songs through the full pipeline) and write the evidence.
+r"""Evaluate bundles on a manifest (whole songs through the full pipeline) and write the evidence.
 
 Usage:
     python recipes/evaluate.py --manifest m/test.jsonl --bundle runs/multitask/best --out eval/multitask

@@ -1,4 +1,4 @@
-"""Evaluate a bundle's audio-text heads on prepared held-out songs (+ metadata.jsonl).
+r"""Evaluate a bundle's audio-text heads on prepared held-out songs (+ metadata.jsonl).
 
 Usage:
     python recipes/heads_eval.py --bundle RUN/best --prepared PREP [PREP ...] \

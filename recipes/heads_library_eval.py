@@ -1,4 +1,4 @@
-"""End-to-end search evaluation: index held-out synthetic songs, then query them as a user would.
+r"""End-to-end search evaluation: index held-out synthetic songs, then query them as a user would.
 
 Usage:
     python recipes/heads_library_eval.py --bundle RUN/best --audio SYNTH/dali \

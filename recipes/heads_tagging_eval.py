@@ -1,4 +1,4 @@
-"""Zero-shot tagging of a real tagging corpus (MagnaTagATune, MTG-Jamendo, GTZAN) with a bundle's head.
+r"""Zero-shot tagging of a real tagging corpus (MagnaTagATune, MTG-Jamendo, GTZAN) with a bundle's head.
 
 Usage:
     python recipes/heads_tagging_eval.py --bundle RUN/best --corpus mtat --root MTAT_AUDIO \

@@ -1,4 +1,4 @@
-"""Train the audio-text heads (tags/captions and lyrics spaces) on a trained ALT bundle.
+r"""Train the audio-text heads (tags/captions and lyrics spaces) on a trained ALT bundle.
 
 Usage:
     python recipes/heads_train.py --bundle ALT_BUNDLE --train PREP [PREP ...] --valid PREP \

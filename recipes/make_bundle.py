@@ -1,4 +1,4 @@
-"""Assemble a release bundle: trained weights + (optional) separator + (optional) LM + a label.
+r"""Assemble a release bundle: trained weights + (optional) separator + (optional) LM + a label.
 
 Usage:
     python recipes/make_bundle.py --from runs/multitask/best --out singalign/resources/bundles/default \

@@ -1,4 +1,4 @@
-"""Write a bundle's training report: the stages' data sizes, steps, hours and validation curves, and
+r"""Write a bundle's training report: the stages' data sizes, steps, hours and validation curves, and
 the test figures, as one text file (recipes/make_bundle.py --report stores it in the bundle).
 
 Usage:

@@ -1,4 +1,4 @@
-"""The paper's data selection (Section 4.1.1): keep songs whose notes agree with a pitch model.
+r"""The paper's data selection (Section 4.1.1): keep songs whose notes agree with a pitch model.
 
 Usage:
     python recipes/select_songs.py --manifest m/dali.jsonl --bundle runs/pitch/best --out m/dali_selected.jsonl \

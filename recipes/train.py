@@ -1,4 +1,4 @@
-"""Train one stage: pretraining on speech, fine-tuning on songs + speech, any mode.
+r"""Train one stage: pretraining on speech, fine-tuning on songs + speech, any mode.
 
 Usage:
     python recipes/train.py --train PREP [PREP ...] --valid PREP --out RUN \

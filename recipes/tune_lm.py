@@ -1,4 +1,4 @@
-"""Tune the LM weight (alpha) and word bonus (beta) of a bundle's beam search on validation data.
+r"""Tune the LM weight (alpha) and word bonus (beta) of a bundle's beam search on validation data.
 
 Usage:
     python recipes/tune_lm.py --bundle runs/multitask/best --manifest m/dali_dev.jsonl --out eval/tune_lm.json

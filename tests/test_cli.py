@@ -197,6 +197,23 @@ def test_recipe_errors_are_one_line_and_exit_1(capsys):
     assert recipe.parser("Title line.\n\nUsage: x").description == "Title line."
 
 
+def test_recipe_help_shows_usage_lines_as_written():
+    """A recipe's docstring is its --help epilog: the multi-line `Usage:` commands must print as
+    written, each continued line ending in a backslash the shell accepts. In a plain (non-raw)
+    docstring a trailing backslash joins the lines instead, which printed one run-on line."""
+    import ast
+
+    recipes = sorted((ROOT / "recipes").glob("*.py")) + sorted((ROOT / "bench").glob("*.py"))
+    assert len(recipes) >= 15
+    for path in recipes:
+        source = path.read_text()
+        doc = ast.get_docstring(ast.parse(source), clean=False)
+        if doc is None:
+            continue
+        written = source.split('"""')[1]  # the text between the first triple quotes, as in the file
+        assert doc == written, f"{path.name}: its --help does not print its docstring as written"
+
+
 def test_vocals_cache_is_read_instead_of_separating(tmp_path, bundle):
     """TranscribeOptions.vocals_dir: a song in the cache (recipes/separate.py's layout) is read from it,
     cut or padded to the mixture's length, and the separator is not run; a song not in it is separated."""
