@@ -6,8 +6,10 @@ Usage:
         [--note "trained on synthetic singing"] --out REPORT.txt
 
 Each RUN is a folder of recipes/train.py (train_config.json, history.jsonl, best/); each --eval a
-summary.json of recipes/evaluate.py. Hours are the wall-clock seconds each run recorded (a resumed
-run counts each process's time once).
+summary.json of recipes/evaluate.py. Hours are the wall-clock seconds each run recorded: a resumed
+run's records go on from its checkpoint's time; a run from before checkpoints kept their time
+restarts its clock at a resume, and counts each process's time once (its time after the last
+epoch record of a process that was stopped mid-epoch is not counted).
 """
 
 import json
@@ -33,13 +35,16 @@ def run_section(run: Path) -> list[str]:
         if (run / "best").exists()
         else {}
     )
-    # a resumed run restarts its clock: add up the last record of each process (seconds drop)
-    seconds, last = 0.0, 0.0
+    # checkpoints from before the loop state kept "seconds" restart the clock at a resume:
+    # add up the last record of each process (seconds drop); newer runs never drop
+    seconds, last, drops = 0.0, 0.0, False
     for h in hist:
         if h["seconds"] < last:
-            seconds += last
+            seconds, drops = seconds + last, True
         last = h["seconds"]
     seconds += last
+    caveat = " (resumed from checkpoints without their time: stopped processes counted to their last record)"
+    caveat = caveat if drops else ""
     m = cfg["model"]
     lines = [
         f"## {run.name}",
@@ -48,8 +53,7 @@ def run_section(run: Path) -> list[str]:
         f"{best.get('train_hours', '?')} h of audio); valid {', '.join(cfg.get('valid', [])) or '-'}",
         f"batches of {cfg['batch_size']} ({cfg['speech_per_batch']} speech when songs and speech mix), lr {cfg['lr']}"
         f"{_decay(cfg)}, {'bf16 autocast' if cfg.get('cpu_bf16') else 'float32'}",
-        f"trained: {len(hist)} epochs, {hist[-1]['step'] if hist else 0} steps, {seconds / 3600:.2f} h wall clock "
-        "(processes stopped mid-epoch not counted); "
+        f"trained: {len(hist)} epochs, {hist[-1]['step'] if hist else 0} steps, {seconds / 3600:.2f} h wall clock{caveat}; "
         f"best (exported) epoch {best.get('epoch', '-')}",
         "",
     ]

@@ -328,10 +328,12 @@ def batches_per_rank(n_batches: int, world: int) -> int:
 
 def _initial_state() -> dict[str, Any]:
     """The loop state of a new run; ``epoch_sums`` / ``epoch_batches`` carry the current epoch's loss
-    sums over a resume, so an epoch's ``train_*`` means are over the batches it ran."""
+    sums over a resume, so an epoch's ``train_*`` means are over the batches it ran, and ``seconds``
+    the run's training time up to the checkpoint, so the records' clock goes on from there."""
     return dict(
-        epoch=0, batch_in_epoch=0, step=0, best=None, bad_epochs=0, history=[], epoch_sums={}, epoch_batches=0
-    )
+        epoch=0, batch_in_epoch=0, step=0, best=None, bad_epochs=0, history=[], epoch_sums={}, epoch_batches=0,
+        seconds=0.0,
+    )  # fmt: skip
 
 
 @dataclass
@@ -343,7 +345,10 @@ class EpochLoop:
     checkpoints (``OUT/checkpoint.pt``), the per-epoch record in ``OUT/history.jsonl`` and the export
     of the best model. A checkpoint holds ``model``, ``optimizer``, ``scheduler``, ``scaler`` (when
     a scaler is given), ``rng`` and the loop state: ``epoch``, ``batch_in_epoch``, ``step``, ``best``,
-    ``bad_epochs``, ``history``, and the epoch's loss sums so far (``epoch_sums``, ``epoch_batches``).
+    ``bad_epochs``, ``history``, the epoch's loss sums so far (``epoch_sums``, ``epoch_batches``) and
+    the run's training time so far (``seconds``): a resumed run's records count the time of every
+    process up to its last checkpoint, not only its own (time after a kill's last checkpoint is lost,
+    as its work is).
 
     Attributes:
         out: the run folder.
@@ -353,8 +358,10 @@ class EpochLoop:
         dist: this process's rank and the world size.
         cfg: the run's config; ``epochs``, ``max_steps``, ``patience``, ``grad_clip`` and
             ``save_every_steps`` are read from it.
-        t0: the run's start (``time.time()``), for the records' ``seconds``.
+        t0: this process's start (``clock()``), for the records' ``seconds``; a resume moves it back
+            by the checkpoint's ``seconds``.
         scaler: a ``torch.amp.GradScaler`` (mixed precision), or None.
+        clock: seconds now (``time.time``; tests pass a fake clock).
     """
 
     out: Path
@@ -365,6 +372,7 @@ class EpochLoop:
     cfg: Any
     t0: float
     scaler: Any = None
+    clock: Callable[[], float] = time.time
     state: dict[str, Any] = field(default_factory=_initial_state)
 
     def resume(self) -> bool:
@@ -383,12 +391,14 @@ class EpochLoop:
         set_rng_state(ck["rng"])
         fresh = _initial_state()  # checkpoints from before the epoch sums were kept lack them
         self.state = {k: ck.get(k, fresh[k]) for k in fresh}
+        self.t0 -= self.state["seconds"]  # the records' clock goes on from the checkpoint's time
         if self.dist.main:
             log.info("resumed from %s at epoch %d, step %d", path, self.state["epoch"], self.state["step"])
         return True
 
     def checkpoint(self) -> None:
         """Atomically write ``OUT/checkpoint.pt`` (rank 0)."""
+        self.state["seconds"] = self.clock() - self.t0
         if self.dist.main:
             scaler = {} if self.scaler is None else {"scaler": self.scaler.state_dict()}
             save_checkpoint(
@@ -548,7 +558,7 @@ class EpochLoop:
             record: dict[str, Any] = {
                 "epoch": epoch + 1,
                 "step": state["step"],
-                "seconds": round(time.time() - self.t0, 1),
+                "seconds": round(self.clock() - self.t0, 1),
             }
             # means over the batches this epoch ran (fewer than len(mine) when max_steps ends it)
             record.update({f"train_{k}": v / max(1, state["epoch_batches"]) for k, v in sums.items()})
@@ -586,7 +596,7 @@ class EpochLoop:
             import torch.distributed as dist
 
             dist.barrier()
-        seconds = time.time() - self.t0
+        seconds = self.clock() - self.t0
         return FitResult(
             state["epoch"], state["step"], state["best"], stopped_early, seconds, str(self.out), self.model
         )

@@ -272,6 +272,43 @@ def test_epoch_means_are_over_the_batches_run_across_a_kill_and_max_steps(tmp_pa
     ]
 
 
+def test_records_clock_goes_on_across_a_kill_and_a_resume(tmp_path):
+    """A fake clock advancing 1 s per batch: a run killed after 3 batches and resumed 100 s later
+    (another process, its own start) records the same seconds as a run never stopped, 4 and 8."""
+    from types import SimpleNamespace
+
+    from singalign.train import EpochLoop, _Dist, warmup_schedule
+
+    now = [0.0]
+
+    def run(out, start, **kw):
+        now[0] = start  # the process starts: its t0 is the clock now
+        model = torch.nn.Linear(1, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)
+        cfg = SimpleNamespace(epochs=2, max_steps=None, patience=9, grad_clip=None, save_every_steps=0)
+        lp = EpochLoop(
+            tmp_path / out, model, opt, warmup_schedule(opt, 0), _Dist(), cfg, now[0], clock=lambda: now[0]
+        )
+        lp.out.mkdir(exist_ok=True)
+        lp.resume()
+
+        def loss(e, b, items):
+            now[0] += 1.0
+            return {"loss": model.weight.sum() * 0 + 1.0}
+
+        res = lp.run(
+            lambda e: [[0], [1], [2], [3]], loss, None, "loss", lambda rec, hist: None, progress=False, **kw
+        )
+        return res, load_checkpoint(tmp_path / out / "checkpoint.pt")
+
+    res, ck = run("straight", 0.0)
+    assert [h["seconds"] for h in ck["history"]] == [4.0, 8.0] and res.seconds == 8.0
+    _, ck = run("killed", 0.0, stop_after_steps=3)
+    assert ck["seconds"] == 3.0 and ck["history"] == []
+    res, ck = run("killed", 100.0)
+    assert [h["seconds"] for h in ck["history"]] == [4.0, 8.0] and res.seconds == 8.0 and ck["seconds"] == 8.0
+
+
 def test_batches_mix_songs_and_speech_and_are_a_function_of_the_epoch():
     entries = [{"kind": "song"}] * 24 + [{"kind": "speech"}] * 5
     b1 = epoch_batches(entries, 16, 4, seed=1, epoch=0)
