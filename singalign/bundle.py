@@ -305,7 +305,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     )
     init.add_argument("--out", required=True, help="bundle folder to create")
     init.add_argument(
-        "--preset", default="small", help="model size: paper (18 M parameters), small (2 M), tiny"
+        "--preset",
+        default="small",
+        help="model size: paper (18 M parameters), medium (6.3 M), small (2.1 M), tiny (tests)",
     )
     init.add_argument("--mode", default="multitask", help="baseline | oracle | multitask | pitch_onset_only")
     init.add_argument("--seed", type=int, default=0)

@@ -150,6 +150,15 @@ def test_help_lists_commands_without_importing_torch():
     assert proc.stdout.strip().splitlines()[-1] == "TORCH-NOT-LOADED 0"
 
 
+def test_bundle_init_help_names_every_preset(capsys):
+    from singalign.models.config import PRESETS
+
+    with pytest.raises(SystemExit):
+        main(["bundle", "init", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
+    assert all(name in text for name in PRESETS), (sorted(PRESETS), text)
+
+
 def test_align_known_lyrics_keeps_lines_and_words(tmp_path, bundle, capsys):
     song = _song(tmp_path / "song.wav", seconds=6.0)
     lyrics = tmp_path / "l.txt"
