@@ -168,6 +168,11 @@ def test_chain_on_tiny_synthetic_corpora(tmp_path):
          "--grad-clip", "0", "--select", "loss")  # fmt: skip
     cfg = json.loads((w / "heads/train_config.json").read_text())
     assert cfg["grad_clip"] is None and cfg["select"] == "loss" and cfg["head"]["evidence"] is True
+    # the head's run in the training report (a head run has no lyrics model of its own)
+    report = _run("recipes/report.py", "--run", str(w / "heads"), "--out", str(w / "REPORT_heads.txt"))
+    assert "## heads\naudio-text head (frozen, " in report and "trained: 1 epochs, " in report
+    assert "best (exported) epoch 1 by loss" in report and "| valid_tag_roc_auc |" in report
+    assert sum(line.startswith("| 1 | ") for line in report.splitlines()) == 1
     _run("recipes/heads_eval.py", "--bundle", str(w / "heads/best"), "--prepared", str(w / "prep"), "--metadata", meta,
          "--out", str(w / "heads_eval"))  # fmt: skip
     summary = json.loads((w / "heads_eval/summary.json").read_text())
