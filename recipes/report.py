@@ -6,10 +6,10 @@ Usage:
         [--note "trained on synthetic singing"] --out REPORT.txt
 
 Each RUN is a folder of recipes/train.py or recipes/heads_train.py (train_config.json,
-history.jsonl, best/); each --eval a summary.json of recipes/evaluate.py. Hours are the wall-clock seconds each run recorded: a resumed
-run's records go on from its checkpoint's time; a run from before checkpoints kept their time
-restarts its clock at a resume, and counts each process's time once (its time after the last
-epoch record of a process that was stopped mid-epoch is not counted).
+history.jsonl, best/); each --eval a summary.json of recipes/evaluate.py. Hours are the wall-clock
+seconds each run recorded: a resumed run's records go on from its checkpoint's time; a run from
+before checkpoints kept their time restarts its clock at a resume, and counts each process's time
+once (its time after the last epoch record of a process that was stopped mid-epoch is not counted).
 """
 
 import json
