@@ -55,13 +55,21 @@ def reference_notes(record: Record, shift_t: float = 0.0) -> tuple[np.ndarray, n
 
 @contextlib.contextmanager
 def record_audio(record: Record) -> Iterator[tuple[str, float]]:
-    """(audio file, start in the song in s) of a record; a segment is cut into a temporary file."""
-    if not (record.offset or record.duration is not None):
+    """(audio file, start in the song in s) of a record; a segment is cut into a temporary file.
+
+    A record that spans its whole file (offset 0 and a duration reaching the file's end, as the
+    corpus readers write for whole songs) is the file itself, so caches keyed by the song's path
+    (``--vocals``: separated vocals) serve it.
+    """
+    from singalign.audio import load_audio, probe, save_audio
+
+    whole = not record.offset and (
+        record.duration is None or record.duration >= probe(record.audio).duration - 1e-3
+    )
+    if whole:
         yield record.audio, 0.0
         return
     import tempfile
-
-    from singalign.audio import load_audio, save_audio
 
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.wav"

@@ -325,3 +325,30 @@ def test_manifest_posteriors_cut_segments(tmp_path):
         progress=False,
     )
     assert summary["n_items"] == 2 and (tmp_path / "eval" / "hypotheses.jsonl").exists()
+
+
+def test_record_audio_keeps_whole_songs_as_their_file(tmp_path):
+    """A whole-song record (duration = the file's, as the readers write) is the file itself, so the
+    separated-vocals cache (keyed by the song's path) serves it; a segment is cut into a clip."""
+    import soundfile as sf
+
+    from singalign.data.manifest import Record
+    from singalign.evaluate import record_audio
+
+    sr = 44100
+    song = tmp_path / "song.wav"
+    sf.write(song, np.zeros((3 * sr, 2)) + 0.1, sr)
+    common = {"corpus": "dali", "kind": "song", "split": "test", "audio": str(song), "text": "la"}
+    cases = [
+        ({}, str(song), 0.0),
+        ({"duration": 3.0}, str(song), 0.0),
+        ({"offset": 0.0, "duration": 2.5}, None, 0.0),
+        ({"offset": 0.5, "duration": 2.5}, None, 0.5),
+    ]
+    for extra, path, shift in cases:
+        with record_audio(Record(id="x", **common, **extra)) as (audio, start):
+            assert start == shift
+            if path is not None:
+                assert audio == path, extra
+            else:
+                assert audio != str(song) and sf.info(audio).frames == int(2.5 * sr), extra
